@@ -1,0 +1,129 @@
+import HTTPTypes
+import Logging
+import NIOCore
+
+extension App {
+    /// Handles one request that a transport received, and returns the response to send — or
+    /// `nil` when a WebSocket handshake was accepted, after which no HTTP response is ever sent.
+    ///
+    /// This is the single entry point of every transport. It never throws: errors become
+    /// responses (`HTTPError` as its status, anything else as `500`), and WebSocket sessions
+    /// are closed here when the handler ends (1000 on return, 1011 on a throw).
+    ///
+    /// - Parameters:
+    ///   - request: The request, with its whole body.
+    ///   - webSocket: The transport's session when the request is a WebSocket handshake it can
+    ///     accept; `nil` for plain HTTP.
+    public func respond(to request: Request, webSocket: (any WebSocketTransport)? = nil) async -> Response? {
+        guard request.body.readableBytes <= configuration.maxBodySize else {
+            return HTTPError(.contentTooLarge, detail: "Request body is larger than \(configuration.maxBodySize) bytes").response
+        }
+        let router: Router
+        do { router = try self.router } catch {
+            logger.error("cannot route: \(error)")
+            return Response.errorBody(status: .internalServerError, detail: "Server error")
+        }
+        switch router.match(request.method, path: request.path) {
+        case .notFound:
+            return HTTPError(.notFound).response
+        case .methodNotAllowed(let methods):
+            let allow = methods.map(\.rawValue).joined(separator: ", ")
+            return HTTPError(.methodNotAllowed, headers: [.allow: allow]).response
+        case .found(let route, let parameters):
+            if route.isWebSocket && webSocket == nil {
+                return HTTPError(
+                    .upgradeRequired,
+                    detail: "This is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)",
+                    headers: [.upgrade: "websocket", .connection: "Upgrade", .secWebSocketVersion: "13"]
+                ).response
+            }
+            let handshake = route.isWebSocket ? webSocket.map { WebSocketHandshake(transport: $0, request: request) } : nil
+            let context = RequestContext(
+                app: self, request: request, route: route, pathParameters: parameters,
+                requestID: nextRequestID(), webSocket: handshake
+            )
+            let outcome = route.standalone ? await runStandalone(context) : await runWithHooks(context)
+            guard let handshake else { return outcome.response }
+            return await finish(handshake, outcome: outcome)
+        }
+    }
+
+    /// What running a route produced: the response, and the error if the handler or a hook threw.
+    private struct Outcome {
+        var response: Response
+        var error: (any Error)?
+    }
+
+    /// Runs hooks and handler with API Star's stack order; errors become responses.
+    private func runWithHooks(_ context: RequestContext) async -> Outcome {
+        var entered = 0
+        do {
+            for hook in eventHooks {
+                entered += 1
+                if let early = try await hook.onRequest(context) {
+                    return Outcome(response: try await runOnResponse(early, entered: entered, context: context))
+                }
+            }
+            let response = try await context.route.invoke(context)
+            return Outcome(response: try await runOnResponse(response, entered: entered, context: context))
+        } catch {
+            for hook in eventHooks.prefix(entered).reversed() {
+                do {
+                    if let replacement = try await hook.onError(error, context: context) {
+                        return Outcome(response: replacement, error: error)
+                    }
+                } catch let hookError {
+                    context.logger.error("onError hook failed: \(String(reflecting: hookError))")
+                }
+            }
+            return Outcome(response: render(error, context: context), error: error)
+        }
+    }
+
+    private func runOnResponse(_ response: Response, entered: Int, context: RequestContext) async throws -> Response {
+        var response = response
+        for hook in eventHooks.prefix(entered).reversed() {
+            response = try await hook.onResponse(response, context: context)
+        }
+        return response
+    }
+
+    private func runStandalone(_ context: RequestContext) async -> Outcome {
+        do {
+            return Outcome(response: try await context.route.invoke(context))
+        } catch {
+            return Outcome(response: render(error, context: context), error: error)
+        }
+    }
+
+    /// The response for an error: its own for ``HTTPError``, a bare 500 for anything else.
+    func render(_ error: any Error, context: RequestContext) -> Response {
+        if let error = error as? HTTPError {
+            context.logger.debug("answered \(error.status.code): \(error.detail)")
+            return error.response
+        }
+        if error is WebSocketDisconnect {
+            context.logger.debug("handler ended by \(error)")
+        } else {
+            context.logger.error("handler failed: \(String(reflecting: error))")
+        }
+        return Response.errorBody(status: .internalServerError, detail: "Server error")
+    }
+
+    /// Ends a WebSocket route: closes an accepted session (1000, or 1011 when the handler
+    /// threw anything but a disconnect), or answers the handshake with the chosen denial, the
+    /// handler's `HTTPError`, or 403.
+    private func finish(_ handshake: WebSocketHandshake, outcome: Outcome) async -> Response? {
+        switch handshake.current {
+        case .accepted:
+            let failed = outcome.error.map { !($0 is WebSocketDisconnect) } ?? false
+            await handshake.transport.close(code: failed ? .internalServerError : .normalClosure, reason: "")
+            return nil
+        case .denied(let denial):
+            return denial
+        case .pending:
+            if outcome.error is HTTPError { return outcome.response }
+            return HTTPError(.forbidden, detail: "WebSocket connection denied").response
+        }
+    }
+}

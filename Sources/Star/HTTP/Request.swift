@@ -1,0 +1,64 @@
+public import HTTPTypes
+public import NIOCore
+
+/// An HTTP request as a handler sees it: the head, the whole body, and where it came from.
+///
+/// `Request` is also a component: declare a parameter of this type to receive the current request.
+public struct Request: Sendable {
+    /// The request line and header fields.
+    public var head: HTTPRequest
+    /// The request body, already read by the transport and within the app's body limit.
+    public var body: ByteBuffer
+    /// The peer's address (`"127.0.0.1:53122"`), when the transport knows it.
+    public var clientAddress: String?
+
+    /// Creates a request from its parts.
+    public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil) {
+        self.head = head
+        self.body = body
+        self.clientAddress = clientAddress
+    }
+
+    /// The request method.
+    public var method: HTTPRequest.Method { head.method }
+    /// The header fields.
+    public var headers: HTTPFields { head.headerFields }
+    /// The request target as sent: path and query string (`/users/1?full=true`).
+    public var target: String { head.path ?? "/" }
+    /// The path without the query string, percent-encoding kept as sent.
+    public var path: String {
+        let target = self.target
+        guard let mark = target.firstIndex(of: "?") else { return target }
+        return String(target[..<mark])
+    }
+    /// The query string without the `?`, or `""`.
+    public var queryString: String {
+        let target = self.target
+        guard let mark = target.firstIndex(of: "?") else { return "" }
+        return String(target[target.index(after: mark)...])
+    }
+    /// The scheme (`http`, `https`, `ws`, `wss`) the transport reports.
+    public var scheme: String { head.scheme ?? "http" }
+    /// The full URL: scheme, host (from `Host`), and target.
+    public var url: String { "\(scheme)://\(head.authority ?? "localhost")\(target)" }
+    /// The body's bytes.
+    public var bodyBytes: [UInt8] { Array(body.readableBytesView) }
+    /// The body decoded as UTF-8 text.
+    public var bodyText: String { String(decoding: body.readableBytesView, as: UTF8.self) }
+
+    /// The cookies of every `Cookie` field, by name; the first value wins when a name repeats.
+    public var cookies: [String: String] {
+        var cookies: [String: String] = [:]
+        for field in headers[values: .cookie] {
+            for pair in field.split(separator: ";") {
+                let trimmed = pair.drop(while: { $0 == " " })
+                guard let equals = trimmed.firstIndex(of: "=") else { continue }
+                let name = String(trimmed[..<equals])
+                if cookies[name] == nil {
+                    cookies[name] = String(trimmed[trimmed.index(after: equals)...])
+                }
+            }
+        }
+        return cookies
+    }
+}

@@ -1,0 +1,104 @@
+public import HTTPTypes
+public import NIOCore
+public import Star
+
+/// Sends requests to an ``App`` in memory — the same code path as the server, without sockets.
+///
+/// ```swift
+/// let client = try TestClient(app)
+/// let response = await client.get("/users/1")
+/// #expect(response.status == .ok)
+/// let user = try response.json(User.self)
+/// ```
+public struct TestClient: Sendable {
+    /// The app under test.
+    public let app: App
+    /// Header fields sent with every request (a request's own fields come after them).
+    public var defaultHeaders: HTTPFields
+
+    /// Creates a client, running the app's startup checks first (they throw ``RouteError``).
+    public init(_ app: App, defaultHeaders: HTTPFields = [:]) throws(RouteError) {
+        try app.validate()
+        self.app = app
+        self.defaultHeaders = defaultHeaders
+    }
+
+    /// Sends a request with any method.
+    ///
+    /// - Parameters:
+    ///   - method: The method.
+    ///   - target: The path and query (`/search?q=star`).
+    ///   - headers: Extra header fields.
+    ///   - body: The body bytes.
+    public func request(
+        _ method: HTTPRequest.Method, _ target: String, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()
+    ) async -> TestResponse {
+        var fields = defaultHeaders
+        fields.append(contentsOf: headers)
+        let head = HTTPRequest(method: method, scheme: "http", authority: "testserver", path: target, headerFields: fields)
+        let request = Request(head: head, body: body, clientAddress: "testclient:0")
+        let response = await app.respond(to: request) ?? Response(status: .internalServerError)
+        return TestResponse(response)
+    }
+
+    /// Sends a `GET`.
+    public func get(_ target: String, headers: HTTPFields = [:]) async -> TestResponse {
+        await request(.get, target, headers: headers)
+    }
+
+    /// Sends a `DELETE`.
+    public func delete(_ target: String, headers: HTTPFields = [:]) async -> TestResponse {
+        await request(.delete, target, headers: headers)
+    }
+
+    /// Sends a `POST` with raw bytes.
+    public func post(_ target: String, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) async -> TestResponse {
+        await request(.post, target, headers: headers, body: body)
+    }
+
+    /// Sends a `PUT` with raw bytes.
+    public func put(_ target: String, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) async -> TestResponse {
+        await request(.put, target, headers: headers, body: body)
+    }
+
+    /// Sends a `PATCH` with raw bytes.
+    public func patch(_ target: String, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) async -> TestResponse {
+        await request(.patch, target, headers: headers, body: body)
+    }
+
+    /// Sends a request whose body is `value` encoded as JSON, with `Content-Type: application/json`.
+    public func request(
+        _ method: HTTPRequest.Method, _ target: String, json value: some Encodable, headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        fields.append(contentsOf: headers)
+        return await request(method, target, headers: fields, body: ByteBuffer(bytes: try JSON.encode(value)))
+    }
+
+    /// Sends a `POST` whose body is `value` as JSON.
+    public func post(_ target: String, json value: some Encodable, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await request(.post, target, json: value, headers: headers)
+    }
+}
+
+/// A response as the ``TestClient`` received it.
+public struct TestResponse: Sendable {
+    /// The whole response.
+    public let response: Response
+
+    init(_ response: Response) { self.response = response }
+
+    /// The status.
+    public var status: HTTPResponse.Status { response.status }
+    /// The header fields.
+    public var headers: HTTPFields { response.headers }
+    /// The body bytes.
+    public var body: [UInt8] { Array(response.body.readableBytesView) }
+    /// The body as UTF-8 text.
+    public var text: String { String(decoding: response.body.readableBytesView, as: UTF8.self) }
+
+    /// The body decoded from JSON.
+    public func json<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSON.decode(T.self, from: response.body.readableBytesView)
+    }
+}
