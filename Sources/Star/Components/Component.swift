@@ -42,7 +42,7 @@ extension ComponentProvider {
 /// ```swift
 /// App(routes: routes, components: [
 ///     Provide(Database(url: "postgres://…")),                 // one instance for every request
-///     Provide { (request: Request, db: Database) in           // built per request from others
+///     Provide(Session.self) { (request: Request, db: Database) in   // built per request
 ///         try await Session(cookie: request.cookies["session"], db: db)
 ///     },
 /// ])
@@ -57,9 +57,9 @@ public struct Provide<Value: Sendable>: ComponentProvider {
         self.make = { _ in instance }
     }
 
-    /// Provides a value built per request from other components.
+    /// Provides a value built per request from other components, the closure's parameters.
     public init<each D: Sendable>(
-        _ type: Value.Type = Value.self,
+        _ type: Value.Type,
         _ make: @concurrent @escaping @Sendable (repeat each D) async throws -> Value
     ) {
         var types: [Any.Type] = []

@@ -37,7 +37,7 @@ public final class WebSocketHandshake: Sendable {
 
     /// Accepts the handshake; throws ``WebSocketHandshakeError`` when it was already decided or
     /// the subprotocol was not offered.
-    public func accept(subprotocol: String?, headers: HTTPFields) async throws {
+    public func accept(subprotocol: String?, headers: HTTPFields, options: WebSocketOptions) async throws {
         if let subprotocol, !offeredSubprotocols.contains(subprotocol) {
             throw WebSocketHandshakeError("subprotocol '\(subprotocol)' was not offered by the client (offered: \(offeredSubprotocols))")
         }
@@ -47,7 +47,7 @@ public final class WebSocketHandshake: Sendable {
         }
         var fields = headers
         if let subprotocol { fields[.secWebSocketProtocol] = subprotocol }
-        try await transport.accept(headers: fields)
+        try await transport.accept(headers: fields, options: options)
     }
 
     /// Chooses the response that denies the handshake; throws if it was already accepted.

@@ -86,8 +86,9 @@ public struct WebSocketDisconnect: Error, Sendable, Equatable, CustomStringConve
 /// Every method may be called from several tasks at once; sends are delivered in call order.
 public protocol WebSocketTransport: Sendable {
     /// Answers the handshake with `101 Switching Protocols` and extra header fields (the chosen
-    /// `Sec-WebSocket-Protocol` among them); the transport adds the protocol's own fields.
-    func accept(headers: HTTPFields) async throws
+    /// `Sec-WebSocket-Protocol` among them) and starts the session with `options`; the transport
+    /// adds the protocol's own fields.
+    func accept(headers: HTTPFields, options: WebSocketOptions) async throws
     /// The next message; throws ``WebSocketDisconnect`` once the peer closed or the connection dropped.
     func receive() async throws -> WebSocketMessage
     /// Sends a message, suspending while the outbound buffer is full; throws

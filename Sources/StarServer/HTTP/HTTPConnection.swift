@@ -27,6 +27,8 @@ struct HTTPConnection: Sendable {
             }
             if !keepAlive { break }
         }
+        // Cancelled (the server is stopping) with the connection still open: close it ourselves.
+        if Task.isCancelled { try? await channel.close() }
         try? await channel.closeFuture.get()
     }
 

@@ -1,0 +1,44 @@
+// vapor-hello: the two benchmark routes on Vapor 4, log level warning and no request logging.
+//
+//   vapor-hello --port 8083
+import Vapor
+
+struct Message: Content {
+    var message: String
+}
+
+/// `--port N` from the command line (default 8083).
+func portArgument() -> Int {
+    let arguments = CommandLine.arguments
+    if let index = arguments.firstIndex(of: "--port"), index + 1 < arguments.count, let port = Int(arguments[index + 1]) {
+        return port
+    }
+    return 8083
+}
+
+var environment = Environment.production
+environment.arguments = ["vapor-hello"]  // Vapor's own `serve` command, options set below
+let app = try await Application.make(environment)
+app.logger.logLevel = .warning
+app.http.server.configuration.hostname = "127.0.0.1"
+app.http.server.configuration.port = portArgument()
+// The default middleware logs every request (RouteLoggingMiddleware); keep only the error middleware.
+app.middleware = Middlewares()
+app.middleware.use(ErrorMiddleware.default(environment: app.environment))
+
+// Plain (non-async) closures: Vapor's idiomatic hello world, answered on the event loop.
+app.get("plaintext") { _ -> String in
+    "Hello, World!"
+}
+app.get("json") { _ -> Message in
+    Message(message: "Hello, World!")
+}
+
+do {
+    try await app.execute()
+} catch {
+    app.logger.critical("\(error)")
+    try? await app.asyncShutdown()
+    throw error
+}
+try await app.asyncShutdown()

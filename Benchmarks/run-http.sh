@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# HTTP throughput and tail latency of star-hello, hb-hello and vapor-hello under wrk.
+#
+#   ./run-http.sh            # build (release) and run all three servers
+#   SERVERS="star hb" ./run-http.sh
+#   DURATION=10s CONNECTIONS=64 WARMUP=3 ./run-http.sh
+#
+# Each server runs alone, pinned to core 0; wrk runs pinned to core 1, against 127.0.0.1 only,
+# for a bounded time. Results (raw wrk output and the table) go to Benchmarks/results/.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+WARMUP=${WARMUP:-3}
+SERVERS=${SERVERS:-"star hb vapor"}
+RESULTS=results
+mkdir -p "$RESULTS"
+
+if ! command -v wrk >/dev/null; then
+    apt-get update
+    apt-get install -y wrk
+fi
+for tool in taskset curl; do
+    command -v "$tool" >/dev/null || { echo "run-http.sh: needs $tool" >&2; exit 1; }
+done
+
+# One Swift build at a time on this machine: every build goes through the shared lock.
+flock /tmp/swiftbuild.lock swift build -c release
+BIN=$(flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)
+
+# Hold the same lock while measuring, so no build (ours or anyone's) competes for the cores.
+exec 9>/tmp/swiftbuild.lock
+echo "waiting for /tmp/swiftbuild.lock to measure..."
+flock 9
+
+server_command() {  # name port -> command line
+    case $1 in
+        star) echo "$BIN/star-hello --port $2 --no-access-log" ;;
+        hb) echo "$BIN/hb-hello --port $2" ;;
+        vapor) echo "$BIN/vapor-hello --port $2" ;;
+        *) echo "unknown server $1" >&2; return 1 ;;
+    esac
+}
+
+SERVER_PID=
+stop_server() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+trap stop_server EXIT
+
+# wrk's "Requests/sec:" line, and its 99% latency converted to ms.
+requests_per_second() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$1"; }
+p99_ms() {
+    awk '$1 == "99%" {
+        v = $2; unit = v; sub(/^[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+        if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000; else if (unit == "m") v *= 60000
+        printf "%.2f", v
+    }' "$1"
+}
+
+ROWS=()
+PORT=18080
+for name in $SERVERS; do
+    PORT=$((PORT + 1))
+    command=$(server_command "$name" "$PORT")
+    echo "== $name: $command (core 0); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    taskset -c 0 $command >"$RESULTS/$name-server.log" 2>&1 &
+    SERVER_PID=$!
+    ready=
+    for _ in $(seq 100); do
+        if curl -sf "http://127.0.0.1:$PORT/plaintext" >/dev/null 2>&1; then ready=1; break; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $ready ]]; then
+        echo "$name did not answer on port $PORT; its log:" >&2
+        cat "$RESULTS/$name-server.log" >&2
+        exit 1
+    fi
+    echo "   plaintext: $(curl -si "http://127.0.0.1:$PORT/plaintext" | tr -d '\r' | grep -i '^content-type') | $(curl -s "http://127.0.0.1:$PORT/plaintext")"
+    echo "   json:      $(curl -si "http://127.0.0.1:$PORT/json" | tr -d '\r' | grep -i '^content-type') | $(curl -s "http://127.0.0.1:$PORT/json")"
+    # Warm-up: both routes, not measured.
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$((WARMUP / 2 + WARMUP % 2))s" "http://127.0.0.1:$PORT/plaintext" >/dev/null
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$((WARMUP / 2))s" "http://127.0.0.1:$PORT/json" >/dev/null 2>&1 || true
+    for route in plaintext json; do
+        out="$RESULTS/$name-$route.wrk.txt"
+        taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/$route" >"$out"
+        errors=$(awk '/Non-2xx|Socket errors/ { $1 = $1; printf "%s; ", $0 }' "$out")
+        echo "   $route: $(requests_per_second "$out") req/s, p99 $(p99_ms "$out") ms ${errors:+($errors)}"
+        ROWS+=("| $name-hello | /$route | $(requests_per_second "$out") | $(p99_ms "$out") |")
+    done
+    stop_server
+done
+
+{
+    echo
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these numbers)."
+    echo "wrk -t1 -c$CONNECTIONS -d$DURATION --latency, after ${WARMUP}s warm-up; server on core 0, wrk on core 1 ($(nproc) cores)."
+    echo "NIO sizes its event-loop group by the machine's $(nproc) cores, not the process's CPU affinity,"
+    echo "so each server runs $(nproc) event loops sharing core 0; all three keep that default."
+    echo
+    echo "| server | route | req/s | p99 (ms) |"
+    echo "| --- | --- | ---: | ---: |"
+    printf '%s\n' "${ROWS[@]}"
+} | tee "$RESULTS/http.md"

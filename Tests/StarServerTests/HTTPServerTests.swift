@@ -1,0 +1,126 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Star
+import StarServer
+import Testing
+
+struct Greeting: Codable, Sendable { let hello: String }
+
+@concurrent func hello(path: PathParams) async -> Greeting { Greeting(hello: path["name"] ?? "") }
+@concurrent func slowEcho(request: Request) async throws -> String {
+    try await Task.sleep(for: .milliseconds(request.path == "/slow" ? 50 : 0))
+    return request.path
+}
+@concurrent func upload(request: Request) async -> String { "\(request.body.readableBytes)" }
+
+let serverTestApp = App(
+    routes: [
+        Route("/hello/{name}", .get, hello),
+        Route("/slow", .get, slowEcho, name: "slow"),
+        Route("/fast", .get, slowEcho, name: "fast"),
+        Route("/upload", .post, upload),
+    ],
+    configuration: .init(maxBodySize: 64 * 1024)
+)
+
+@Suite(.serialized) struct HTTPServerTests {
+    @Test func servesJSONOverRealSockets() async throws {
+        try await withServer(serverTestApp) { port in
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello/star"), timeout: .seconds(10))
+            #expect(response.status == .ok)
+            #expect(response.headers.first(name: "content-type") == "application/json")
+            let body = try await response.body.collect(upTo: 1 << 20)
+            #expect(try JSON.decode(Greeting.self, from: body.readableBytesView).hello == "star")
+        }
+    }
+
+    @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
+        try await withServer(serverTestApp) { port in
+            let socket = try RawSocket(port: port)
+            for index in 0..<5 {
+                try socket.send("GET /hello/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
+                let (text, closed) = socket.read { $0.contains("}") }
+                #expect(!closed)
+                #expect(text.hasPrefix("HTTP/1.1 200 OK"))
+                #expect(text.contains(#"{"hello":"\#(index)"}"#))
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withServer(serverTestApp) { port in
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let (text, closed) = socket.read()
+            #expect(closed, "Connection: close ends the connection after the last response")
+            #expect(text.occurrences(of: "HTTP/1.1 200 OK") == 3)
+            let slow = try #require(text.range(of: "/slow"))
+            let fast = try #require(text.range(of: "/fast"))
+            let last = try #require(text.range(of: #"{"hello":"z"}"#))
+            #expect(slow.lowerBound < fast.lowerBound && fast.lowerBound < last.lowerBound)
+        }
+    }
+
+    @Test func malformedRequestGets400AndOthersAreStillServed() async throws {
+        try await withServer(serverTestApp) { port in
+            let bad = try RawSocket(port: port)
+            try bad.send("GARBAGE / NOT-HTTP\r\n\r\n")
+            let (text, closed) = bad.read()
+            #expect(text.hasPrefix("HTTP/1.1 400"))
+            #expect(closed)
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello/after"), timeout: .seconds(10))
+            #expect(response.status == .ok)
+        }
+    }
+
+    @Test func oversizedBodyGets413() async throws {
+        try await withServer(serverTestApp) { port in
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/upload")
+            request.method = .POST
+            request.body = .bytes(ByteBuffer(repeating: 0x61, count: 10_000))
+            let small = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(try await String(buffer: small.body.collect(upTo: 1024)) == "10000")
+
+            let socket = try RawSocket(port: port)
+            try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            let (text, _) = socket.read { $0.contains("}") }
+            #expect(text.hasPrefix("HTTP/1.1 413"))
+
+            let chunked = try RawSocket(port: port)
+            try chunked.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in 0..<20 { try? chunked.send("1000\r\n" + String(repeating: "b", count: 4096) + "\r\n") }
+            let (streamed, _) = chunked.read { $0.contains("}") }
+            #expect(streamed.hasPrefix("HTTP/1.1 413"), "a streamed body is cut off at the limit")
+        }
+    }
+
+    @Test func twoHundredConnectionsFiftyRequestsEach() async throws {
+        try await withServer(serverTestApp) { port in
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 200)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            defer { _ = client.shutdown() }
+            let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+                for connection in 0..<200 {
+                    group.addTask {
+                        var failures = 0
+                        for request in 0..<50 {
+                            let response = try await client.execute(
+                                HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello/\(connection)-\(request)"), timeout: .seconds(30))
+                            let body = try await response.body.collect(upTo: 1024)
+                            let greeting = try JSON.decode(Greeting.self, from: body.readableBytesView)
+                            if response.status != .ok || greeting.hello != "\(connection)-\(request)" { failures += 1 }
+                        }
+                        return failures
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(failures == 0)
+        }
+    }
+}

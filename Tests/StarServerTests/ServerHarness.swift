@@ -1,0 +1,84 @@
+import Foundation
+import NIOCore
+import Star
+import StarServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a real server on an ephemeral 127.0.0.1 port for the duration of `body`.
+func withServer<T: Sendable>(
+    _ app: App, configuration: ServerConfiguration = ServerConfiguration(port: 0, accessLog: false),
+    _ body: @Sendable (Int) async throws -> T
+) async throws -> T {
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await Server(app: app, configuration: configuration).run { address in
+                continuation.yield(address.port ?? 0)
+                continuation.finish()
+            }
+            return nil
+        }
+        guard let port = await ports.first(where: { _ in true }) else { throw RawSocketError("server did not start") }
+        let result = try await body(port)
+        group.cancelAll()
+        return result
+    }
+}
+
+struct RawSocketError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A blocking TCP client for tests that must send bytes no HTTP client would.
+final class RawSocket {
+    private let fd: Int32
+
+    init(port: Int, timeoutSeconds: Int = 5) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawSocketError("socket failed") }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw RawSocketError("connect failed")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw RawSocketError("send failed") }
+    }
+
+    /// Reads until the peer closes or `until` holds for what was read, or the timeout passes.
+    func read(until done: (String) -> Bool = { _ in false }) -> (text: String, closed: Bool) {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 { return (String(decoding: received, as: UTF8.self), false) }
+            received += chunk[0..<count]
+            let text = String(decoding: received, as: UTF8.self)
+            if done(text) { return (text, false) }
+        }
+    }
+}
+
+extension String {
+    /// How many times `needle` occurs.
+    func occurrences(of needle: String) -> Int { components(separatedBy: needle).count - 1 }
+}

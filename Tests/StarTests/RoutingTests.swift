@@ -1,0 +1,109 @@
+import Star
+import StarTesting
+import Testing
+
+@Suite struct RoutingTests {
+    @concurrent static func echoPath(path: PathParams) async -> [String: String] { path.values }
+    @concurrent static func ok() async -> String { "ok" }
+
+    static let app = App(routes: [
+        Route("/", .get, ok, name: "home"),
+        Route("/users/{id}", .get, echoPath, name: "user"),
+        Route("/users/{id}", .delete, ok, name: "delete-user"),
+        Route("/users/me", .get, ok, name: "me"),
+        Route("/files/{+path}", .get, echoPath, name: "file"),
+        Include("/api", name: "api", routes: [
+            Route("/items/{id}", .get, echoPath, name: "item"),
+            Include("/v2", name: "v2", routes: [Route("/items/{id}", .get, echoPath, name: "item")]),
+        ]),
+    ])
+
+    @Test func literalAndVariableSegments() async throws {
+        let client = try TestClient(Self.app)
+        #expect(await client.get("/").text == "ok")
+        #expect(try await client.get("/users/42").json([String: String].self) == ["id": "42"])
+        #expect(await client.get("/users/me").text == "ok", "a literal wins over a variable")
+    }
+
+    @Test func restVariableTakesSlashes() async throws {
+        let client = try TestClient(Self.app)
+        #expect(try await client.get("/files/a/b/c.txt").json([String: String].self) == ["path": "a/b/c.txt"])
+        #expect(try await client.get("/files/").json([String: String].self) == ["path": ""])
+    }
+
+    @Test func valuesArePercentDecoded() async throws {
+        let client = try TestClient(Self.app)
+        #expect(try await client.get("/users/J%C3%BCrgen%20K").json([String: String].self) == ["id": "Jürgen K"])
+    }
+
+    @Test func unknownPathIs404() async throws {
+        let client = try TestClient(Self.app)
+        let response = await client.get("/nope")
+        #expect(response.status == .notFound)
+        #expect(try response.json([String: String].self) == ["detail": "Not Found"])
+        #expect(await client.get("/users/42/extra").status == .notFound)
+        #expect(await client.get("/users/").status == .notFound, "a variable never matches an empty segment")
+    }
+
+    @Test func wrongMethodIs405WithAllow() async throws {
+        let client = try TestClient(Self.app)
+        let response = await client.request(.put, "/users/1")
+        #expect(response.status == .methodNotAllowed)
+        #expect(response.headers[.allow] == "DELETE, GET")
+    }
+
+    @Test func includesNestPrefixesAndNames() async throws {
+        let client = try TestClient(Self.app)
+        #expect(try await client.get("/api/v2/items/9").json([String: String].self) == ["id": "9"])
+        #expect(try Self.app.url(for: "api:item", ["id": "1"]) == "/api/items/1")
+        #expect(try Self.app.url(for: "api:v2:item", ["id": "a b/c"]) == "/api/v2/items/a%20b%2Fc")
+        #expect(try Self.app.url(for: "file", ["path": "a b/c"]) == "/files/a%20b/c")
+    }
+
+    @Test func reverseURLErrorsAreClear() throws {
+        #expect(throws: RouteError.self) { try Self.app.url(for: "missing") }
+        do {
+            _ = try Self.app.url(for: "user")
+            Issue.record("expected a missing-parameter error")
+        } catch {
+            #expect(error.description.contains("{id}"))
+        }
+    }
+
+    @Test func defaultNameIsMethodAndTemplate() throws {
+        let app = App(routes: [Route("/a/{x}", .post, Self.ok)])
+        #expect(try app.url(for: "POST /a/{x}", ["x": "1"]) == "/a/1")
+    }
+
+    @Test(arguments: ["users/{id}", "/a/{+rest}/b", "/a/x{id}", "/a/{id}/{id}", "/a/{}", "/a/{na-me}"])
+    func malformedTemplatesFailAtStartup(_ template: String) {
+        let app = App(routes: [Route(template, .get, Self.ok)])
+        #expect(throws: RouteError.self) { try TestClient(app) }
+    }
+
+    @Test func duplicateNamesAndTemplatesFailAtStartup() {
+        #expect(throws: RouteError.self) {
+            try TestClient(App(routes: [Route("/a", .get, Self.ok, name: "x"), Route("/b", .get, Self.ok, name: "x")]))
+        }
+        #expect(throws: RouteError.self) {
+            try TestClient(App(routes: [Route("/a", .get, Self.ok, name: "x"), Route("/a", .get, Self.ok, name: "y")]))
+        }
+        #expect(throws: RouteError.self) {
+            try TestClient(App(routes: [Route("/a/{x}", .get, Self.ok), Route("/a/{y}", .post, Self.ok)]))
+        }
+    }
+
+    @Test func routerMatchesOneOfAThousandRoutes() throws {
+        var routes: [any RouteEntry] = []
+        for index in 0..<1000 {
+            routes.append(Route("/r\(index)/{id}", .get, Self.echoPath, name: "r\(index)"))
+        }
+        let router = try Router(routes)
+        guard case .found(let route, let parameters) = router.match(.get, path: "/r777/x") else {
+            Issue.record("no match")
+            return
+        }
+        #expect(route.name == "r777")
+        #expect(parameters == ["id": "x"])
+    }
+}
