@@ -14,9 +14,13 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Star", targets: ["Star"]),
+        .library(name: "StarWebSocket", targets: ["StarWebSocket"]),
         .library(name: "StarServer", targets: ["StarServer"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .executable(name: "demo", targets: ["StarDemo"]),
+        .executable(name: "pingpong", targets: ["PingPong"]),
+        .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
+        .executable(name: "echo", targets: ["Echo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -34,6 +38,11 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "StarWebSocket",
+            dependencies: ["Star"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -62,20 +71,32 @@ let package = Package(
         ),
         .executableTarget(
             name: "StarDemo",
-            dependencies: ["Star", "StarServer"],
+            dependencies: ["Star", "StarServer", "StarWebSocket"],
             // The demo is also our compile check for swiftlang/swift#91831: pack handlers in a
             // module with NonisolatedNonsendingByDefault must still build (DESIGN §2).
             swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
+        .executableTarget(
+            name: "PingPong", dependencies: ["Star", "StarServer", "StarWebSocket"],
+            path: "Sources/Examples/PingPong", swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PingPongStandalone", dependencies: ["Star", "StarServer", "StarWebSocket"],
+            path: "Sources/Examples/PingPongStandalone", swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "Echo", dependencies: ["Star", "StarServer", "StarWebSocket"],
+            path: "Sources/Examples/Echo", swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "StarTests",
-            dependencies: ["Star", "StarTesting"],
+            dependencies: ["Star", "StarTesting", "StarWebSocket"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "StarServerTests",
             dependencies: [
-                "Star", "StarServer",
+                "Star", "StarServer", "StarWebSocket",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,8 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
+import NIOHTTPTypesHTTP1
 import Star
 
 /// One accepted connection: its channel, and the requests its handler collects. Its `run`
@@ -15,11 +17,28 @@ struct HTTPConnection: Sendable {
     func run(app: App, configuration: ServerConfiguration) async {
         for await received in requests {
             let start = ContinuousClock.now
-            let response = await app.respond(to: received.request) ?? Response(status: .internalServerError)
-            let keepAlive = received.keepAlive && !Task.isCancelled
+            var session: WebSocketSession?
+            var response: Response
+            if received.wantsWebSocket && received.request.method == .get {
+                if let refusal = Self.checkHandshake(received.request) {
+                    response = refusal
+                } else {
+                    session = WebSocketSession(channel: channel, upgrade: upgrader(for: received.head))
+                    guard let answer = await app.respond(to: received.request, webSocket: session) else {
+                        // Accepted, served and closed: the connection belonged to the WebSocket.
+                        break
+                    }
+                    response = answer
+                }
+            } else {
+                response = await app.respond(to: received.request) ?? Response(status: .internalServerError)
+            }
+            // After a request that asked for an upgrade, NIO's parser stops: the connection cannot carry more requests.
+            let keepAlive = received.keepAlive && !received.wantsWebSocket && !Task.isCancelled
             let handler = self.handler
+            let finalResponse = response
             channel.eventLoop.execute {
-                handler.value.write(response, version: received.version, keepAlive: keepAlive,
+                handler.value.write(finalResponse, version: received.version, keepAlive: keepAlive,
                                     headOnly: received.request.method == .head)
             }
             if configuration.accessLog {
@@ -30,6 +49,61 @@ struct HTTPConnection: Sendable {
         // Cancelled (the server is stopping) with the connection still open: close it ourselves.
         if Task.isCancelled { try? await channel.close() }
         try? await channel.closeFuture.get()
+    }
+
+    /// A refusal for a WebSocket handshake that is malformed, or `nil` when it is well formed.
+    static func checkHandshake(_ request: Request) -> Response? {
+        guard request.headers[.secWebSocketVersion] == "13" else {
+            return HTTPError(.upgradeRequired, detail: "Unsupported WebSocket version: use 13",
+                             headers: [.secWebSocketVersion: "13"]).response
+        }
+        guard let key = request.headers[.secWebSocketKey], key.utf8.count == 24 else {
+            return HTTPError(.badRequest, detail: "Missing or malformed Sec-WebSocket-Key").response
+        }
+        return nil
+    }
+
+    /// What `connect()` runs: answer 101 and switch this channel from HTTP to WebSocket frames.
+    private func upgrader(for head: HTTPRequestHead)
+        -> @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
+    {
+        let channel = self.channel
+        let handler = self.handler
+        return { fields, options, session in
+            try await channel.eventLoop.flatSubmit {
+                Self.acceptKeyUpgrader.buildUpgradeResponse(
+                    channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders(fields)
+                ).flatMapThrowing { headers in
+                    handler.value.writeSwitchingProtocols(headers)
+                    try Self.switchToWebSocket(channel, session: session, options: options)
+                }
+            }.get()
+        }
+    }
+
+    /// Used only to validate the key and compute `Sec-WebSocket-Accept` with NIO's own code.
+    private static let acceptKeyUpgrader = NIOWebSocketServerUpgrader(
+        maxFrameSize: 1 << 14, automaticErrorHandling: false,
+        shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+        upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
+    )
+
+    /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
+    /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
+    private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions) throws {
+        let sync = channel.pipeline.syncOperations
+        let handler = WebSocketChannelHandler(session: session, options: options)
+        try sync.addHandler(WebSocketFrameEncoder())
+        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: options.maxMessageSize)))
+        try sync.addHandler(handler)
+        session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        let high = max(options.writeBufferHighWater, 2)
+        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: high / 2, high: high))
+        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self))
+        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerProtocolErrorHandler.self))
+        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self))
+        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self))
+        _ = sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self))
     }
 
     private func logAccess(_ logger: Logger, _ received: ReceivedRequest, _ status: HTTPResponse.Status, since start: ContinuousClock.Instant) {

@@ -8,7 +8,9 @@ import Star
 struct ReceivedRequest: Sendable {
     /// The request with its whole body.
     var request: Request
-    /// The head as NIO parsed it, for the version and keep-alive rules of HTTP/1.
+    /// The head as NIO parsed it.
+    var head: HTTPRequestHead
+    /// The version and keep-alive rules of HTTP/1.
     var version: HTTPVersion
     var keepAlive: Bool
     /// Whether the client asked for a WebSocket upgrade.
@@ -88,7 +90,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
         requests.yield(ReceivedRequest(
-            request: Request(head: request, body: body, clientAddress: clientAddress),
+            request: Request(head: request, body: body, clientAddress: clientAddress), head: head,
             version: head.version, keepAlive: head.isKeepAlive, wantsWebSocket: upgrade
         ))
     }
@@ -99,6 +101,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         state = .discarding
         let response = HTTPError(status, detail: detail).response
         write(response, version: .http1_1, keepAlive: false, headOnly: false, context: context)
+    }
+
+    /// Writes `101 Switching Protocols` with `headers`; must run on the event loop.
+    func writeSwitchingProtocols(_ headers: HTTPHeaders) {
+        guard let context else { return }
+        let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     /// Writes a response; must run on the event loop. Closes the connection unless `keepAlive`.

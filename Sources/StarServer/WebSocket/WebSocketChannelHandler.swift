@@ -1,0 +1,181 @@
+import NIOCore
+import NIOWebSocket
+import Star
+
+/// Runs one WebSocket session on the event loop: applies ``WebSocketStateMachine`` to every
+/// frame, answers pings, sends keepalive pings, completes the close handshake, and stops reading
+/// the socket while the session's queue is full. Control frames are handled here whether or not
+/// the app is receiving.
+final class WebSocketChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let session: WebSocketSession
+    private let options: WebSocketOptions
+    private var machine: WebSocketStateMachine
+    private var context: ChannelHandlerContext?
+    private var readPending = false
+    private var paused = false
+    private var pingTask: RepeatedTask?
+    private var pingTimeout: Scheduled<Void>?
+    private var closeTimeout: Scheduled<Void>?
+    private var pingCounter: UInt64 = 0
+
+    init(session: WebSocketSession, options: WebSocketOptions) {
+        self.session = session
+        self.options = options
+        self.machine = WebSocketStateMachine(maxMessageSize: options.maxMessageSize)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let interval = options.pingInterval {
+            let amount = TimeAmount(interval)
+            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+            pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: amount, delay: amount) { _ in
+                this.value.sendPing()
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopTimers()
+        self.context = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        perform(machine.received(unwrapInboundIn(data)), context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        perform(machine.decodingFailed(error), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        machine.connectionLost()
+        stopTimers()
+        session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session.setWritable(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func perform(_ action: WebSocketStateMachine.FrameAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .deliver(let message):
+            if session.deliver(message) { paused = true }
+        case .sendPong(let payload):
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
+        case .fail(let code, let reason):
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            sendClose(code: code, reason: reason, context: context, thenCloseSocket: true)
+        case .echoClose(let code, let reason):
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            sendClose(code: code, reason: "", context: context, thenCloseSocket: true)
+        case .closeHandshakeDone(let code, let reason):
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Messages written after the close frame would break the protocol: drop them.
+        guard machine.state == .open else {
+            promise?.fail(WebSocketDisconnect(code: .normalClosure, reason: "session closed"))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// The session's queue has room again.
+    func resumeReading() {
+        paused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// The app closes the session: send the close frame, and close the socket when the peer
+    /// answers or after the close timeout.
+    func initiateClose(code: WebSocketCloseCode, reason: String) {
+        guard let context else { return }
+        if machine.close() {
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            sendClose(code: code, reason: reason, context: context, thenCloseSocket: false)
+            let channel = context.channel
+            closeTimeout = context.eventLoop.scheduleTask(in: TimeAmount(options.closeTimeout)) {
+                channel.close(promise: nil)
+            }
+            resumeReading()  // the peer's close must be read even if the queue is full
+        } else if machine.state == .closed {
+            context.close(promise: nil)
+        }
+    }
+
+    private func sendClose(code: WebSocketCloseCode, reason: String, context: ChannelHandlerContext, thenCloseSocket: Bool) {
+        let payload = WebSocketCloseFrame.payload(code: code, reason: reason, allocator: context.channel.allocator)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: written)
+        if thenCloseSocket {
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    // MARK: Keepalive
+
+    private func sendPing() {
+        guard let context else { return }
+        pingCounter &+= 1
+        guard let id = machine.pingDue(id: pingCounter) else { return }
+        var payload = context.channel.allocator.buffer(capacity: 8)
+        payload.writeInteger(id)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: payload)), promise: nil)
+        if let timeout = options.pingTimeout {
+            pingTimeout?.cancel()
+            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+            pingTimeout = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                this.value.pingTimedOut(id: id)
+            }
+        }
+    }
+
+    private func pingTimedOut(id: UInt64) {
+        guard let context, machine.outstandingPing == id, machine.close() else { return }
+        session.finish(WebSocketDisconnect(code: .internalServerError, reason: "keepalive ping timeout"))
+        sendClose(code: .internalServerError, reason: "keepalive ping timeout", context: context, thenCloseSocket: true)
+    }
+
+    private func stopTimers() {
+        pingTask?.cancel()
+        pingTimeout?.cancel()
+        closeTimeout?.cancel()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

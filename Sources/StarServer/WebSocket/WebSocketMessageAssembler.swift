@@ -1,0 +1,93 @@
+import NIOCore
+import Star
+
+/// Reassembles data frames into messages: fragmentation rules, the size limit, and UTF-8
+/// validation of text as it arrives (fragment by fragment). A value type without I/O.
+struct WebSocketMessageAssembler {
+    /// Why a frame sequence is not acceptable, with the close code to send.
+    struct Failure: Error, Equatable {
+        let code: WebSocketCloseCode
+        let reason: String
+    }
+
+    private enum Kind { case text, binary }
+
+    let maxMessageSize: Int
+    private var kind: Kind?
+    private var buffer = ByteBuffer()
+    /// Bytes of `buffer` already known to be valid UTF-8 (text only).
+    private var validatedUpTo = 0
+
+    init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+
+    /// Whether a fragmented message is in progress.
+    var isAssembling: Bool { kind != nil }
+
+    /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
+    mutating func append(text isText: Bool?, fin: Bool, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
+        switch (isText, kind) {
+        case (nil, nil):
+            throw Failure(code: .protocolError, reason: "continuation frame without a message")
+        case (.some, .some):
+            throw Failure(code: .protocolError, reason: "new message before the last one ended")
+        case (.some(let text), nil):
+            guard data.readableBytes <= maxMessageSize else { throw tooBig() }
+            if fin {  // the common case: one frame, one message, no copy
+                return try Self.message(text: text, data)
+            }
+            kind = text ? .text : .binary
+            buffer = data
+            validatedUpTo = 0
+        case (nil, .some):
+            guard buffer.readableBytes + data.readableBytes <= maxMessageSize else { throw tooBig() }
+            var data = data
+            buffer.writeBuffer(&data)
+        }
+        if kind == .text { try validatePrefix(final: fin) }
+        guard fin else { return nil }
+        defer { kind = nil; buffer = ByteBuffer() }
+        switch kind {
+        case .text: return .text(String(buffer: buffer))
+        default: return .binary(buffer)
+        }
+    }
+
+    private func tooBig() -> Failure {
+        Failure(code: .messageTooBig, reason: "message larger than \(maxMessageSize) bytes")
+    }
+
+    private static func message(text: Bool, _ data: ByteBuffer) throws(Failure) -> WebSocketMessage {
+        guard text else { return .binary(data) }
+        guard let string = String(validating: data.readableBytesView, as: UTF8.self) else {
+            throw Failure(code: .invalidFramePayloadData, reason: "invalid UTF-8 in text message")
+        }
+        return .text(string)
+    }
+
+    /// Validates the complete UTF-8 sequences received so far; an incomplete sequence at the end is
+    /// left for the next fragment, and must not remain when the message ends.
+    private mutating func validatePrefix(final: Bool) throws(Failure) {
+        let bytes = buffer.readableBytesView
+        var end = bytes.endIndex
+        if !final {
+            // Step back over an unfinished sequence: at most three bytes after its lead byte.
+            var index = end
+            var steps = 0
+            while index > bytes.startIndex + validatedUpTo, steps < 4 {
+                index -= 1
+                steps += 1
+                let byte = bytes[index]
+                if byte & 0xC0 != 0x80 {
+                    let needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+                    if index + needed > end { end = index }
+                    break
+                }
+            }
+        }
+        let slice = bytes[(bytes.startIndex + validatedUpTo)..<end]
+        guard String(validating: slice, as: UTF8.self) != nil else {
+            throw Failure(code: .invalidFramePayloadData, reason: "invalid UTF-8 in text message")
+        }
+        validatedUpTo = end - bytes.startIndex
+    }
+}

@@ -1,0 +1,173 @@
+public import Star
+import Synchronization
+
+/// A WebSocket session as a handler sees it: declare a parameter of this type and the route
+/// becomes a WebSocket route.
+///
+/// ```swift
+/// func chat(path: PathParams, ws: WebSocket) async throws {
+///     try await ws.connect()
+///     for try await message in ws.messages { try await ws.send(message) }
+/// }
+/// ```
+///
+/// Until ``connect(subprotocol:headers:)`` the handshake is open: the handler can read
+/// ``request`` and ``subprotocols`` and ``deny(_:)`` it. When the handler ends, Star closes the
+/// session (1000, or 1011 if it threw); a handler that never connects denies with 403.
+/// One `WebSocket` exists per connection, shared by hooks and the handler. Sends from several
+/// tasks are safe and ordered; one task may receive while others send.
+public final class WebSocket: Sendable, WebSocketComponentType, Component {
+    /// Where the session stands.
+    public enum State: Sendable, Equatable {
+        /// The handshake has not been answered.
+        case connecting
+        /// `101` was sent; messages flow.
+        case connected
+        /// The handshake was denied.
+        case denied
+        /// The session closed (by either side, or the connection dropped).
+        case closed
+    }
+
+    /// The handshake request.
+    public let request: Request
+    /// The options the session runs with.
+    public let options: WebSocketOptions
+    private let handshake: WebSocketHandshake
+    private let closedState = Mutex(false)
+
+    init(handshake: WebSocketHandshake, request: Request, options: WebSocketOptions) {
+        self.handshake = handshake
+        self.request = request
+        self.options = options
+    }
+
+    /// The session for this request with default options; ``WebSocketComponent`` sets others.
+    public static func resolve(in context: RequestContext) async throws -> WebSocket {
+        try WebSocketComponent().resolve(in: context)
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    public var subprotocols: [String] { handshake.offeredSubprotocols }
+
+    /// The current state.
+    public var state: State {
+        if closedState.withLock({ $0 }) { return .closed }
+        switch handshake.current {
+        case .pending: return .connecting
+        case .denied: return .denied
+        case .accepted: return .connected
+        }
+    }
+
+    /// Accepts the handshake: sends `101` with `subprotocol` (one the client offered) and `headers`.
+    public func connect(subprotocol: String? = nil, headers: HTTPFields = [:]) async throws {
+        try await handshake.accept(subprotocol: subprotocol, headers: headers, options: options)
+    }
+
+    /// Denies the handshake with `response` (403 by default), sent when the handler returns.
+    public func deny(_ response: Response = HTTPError(.forbidden, detail: "WebSocket connection denied").response) throws {
+        try handshake.deny(response)
+    }
+
+    /// The next message. Throws ``WebSocketDisconnect`` once the peer closed or the connection dropped.
+    public func receive() async throws -> WebSocketMessage {
+        try requireConnected()
+        do {
+            return try await handshake.transport.receive()
+        } catch let disconnect as WebSocketDisconnect {
+            closedState.withLock { $0 = true }
+            throw disconnect
+        }
+    }
+
+    /// The next message; the name the seed's README uses for ``receive()``.
+    public func recv() async throws -> WebSocketMessage { try await receive() }
+
+    /// The next message, which must be text.
+    public func receiveText() async throws -> String {
+        switch try await receive() {
+        case .text(let text): return text
+        case .binary: throw WebSocketMessageError.expectedText
+        }
+    }
+
+    /// The next message, which must be binary.
+    public func receiveBytes() async throws -> ByteBuffer {
+        switch try await receive() {
+        case .binary(let bytes): return bytes
+        case .text: throw WebSocketMessageError.expectedBinary
+        }
+    }
+
+    /// The next message decoded from JSON (text or binary).
+    public func receiveJSON<T: Decodable>(as type: T.Type = T.self) async throws -> T {
+        switch try await receive() {
+        case .text(let text): return try JSON.decode(T.self, from: Array(text.utf8))
+        case .binary(let bytes): return try JSON.decode(T.self, from: bytes.readableBytesView)
+        }
+    }
+
+    /// Sends a message; suspends while the peer is not reading. Throws ``WebSocketDisconnect``
+    /// after the session closed.
+    public func send(_ message: WebSocketMessage) async throws {
+        try requireConnected()
+        try await handshake.transport.send(message)
+    }
+
+    /// Sends a text message.
+    public func send(text: String) async throws { try await send(.text(text)) }
+
+    /// Sends a binary message.
+    public func send(bytes: some Sequence<UInt8>) async throws { try await send(.binary(ByteBuffer(bytes: bytes))) }
+
+    /// Sends a binary message.
+    public func send(bytes: ByteBuffer) async throws { try await send(.binary(bytes)) }
+
+    /// Sends `value` encoded as JSON in a text message.
+    public func send(json value: some Encodable) async throws {
+        try await send(.text(String(decoding: try JSON.encode(value), as: UTF8.self)))
+    }
+
+    /// The received messages, ending without error when the peer closes.
+    public var messages: Messages { Messages(socket: self) }
+
+    /// Closes the session with `code` and `reason` and waits for the close handshake; does
+    /// nothing if it is already closed or was never accepted.
+    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async {
+        guard handshake.isAccepted, closedState.withLock({ closed in defer { closed = true }; return !closed }) else { return }
+        await handshake.transport.close(code: code, reason: reason)
+    }
+
+    private func requireConnected() throws {
+        guard handshake.isAccepted else { throw WebSocketMessageError.notConnected }
+    }
+
+    /// The messages of a session as an `AsyncSequence`; iteration ends when the peer closes.
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = WebSocketMessage
+        let socket: WebSocket
+
+        public func makeAsyncIterator() -> Iterator { Iterator(socket: socket) }
+
+        /// Iterates over received messages.
+        public struct Iterator: AsyncIteratorProtocol {
+            let socket: WebSocket
+            public mutating func next() async throws -> WebSocketMessage? {
+                do { return try await socket.receive() } catch is WebSocketDisconnect { return nil }
+            }
+        }
+    }
+}
+
+/// A message call that does not fit the session: receiving before `connect()`, or a text
+/// message where binary was expected (and the reverse).
+public struct WebSocketMessageError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    /// `receive` or `send` before the handshake was accepted.
+    public static let notConnected = WebSocketMessageError(description: "the WebSocket is not connected: call connect() first")
+    /// `receiveText()` got a binary message.
+    public static let expectedText = WebSocketMessageError(description: "expected a text message, received binary")
+    /// `receiveBytes()` got a text message.
+    public static let expectedBinary = WebSocketMessageError(description: "expected a binary message, received text")
+}
