@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "pingpong", targets: ["PingPong"]),
         .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
         .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -87,6 +88,10 @@ let package = Package(
         .executableTarget(
             name: "Echo", dependencies: ["Star", "StarServer", "StarWebSocket"],
             path: "Sources/Examples/Echo", swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "WebSocketTestServer", dependencies: ["Star", "StarServer", "StarWebSocket"],
+            path: "Tests/Peers/WebSocketTestServer", swiftSettings: strictSettings
         ),
         .testTarget(
             name: "StarTests",

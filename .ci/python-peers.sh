@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Python 3 venv for the peer scripts in Tests/Peers/ (WebSocket clients that
-# play games against a running Star server).
+# play games against a running Star server) and the pytest suite there
+# (run by .ci/peer-tests.sh).
 #
 # Usage:
 #   .ci/python-peers.sh                   # create/check the venv, print its python
@@ -14,8 +15,9 @@
 # interpreter change. Needs PyPI on the first run (about 5 s).
 set -euo pipefail
 
-# Exact pins (websockets 17.4 needs Python >= 3.10).
-pins=(websockets==17.4)
+# Exact pins (websockets 17.4 and pytest 9.2 need Python >= 3.10); pytest's own
+# dependencies are pinned too, so that every run gets the same tree.
+pins=(websockets==17.4 pytest==9.2.0 iniconfig==2.3.1 packaging==26.4 pluggy==1.7.0 Pygments==2.21.0)
 
 cache=${STAR_CI_CACHE:-/tmp/star-ci}
 venv=$cache/py-venv
@@ -38,12 +40,12 @@ if command -v flock >/dev/null 2>&1; then
 fi
 want="${pins[*]} $py3"
 if ! [[ -x $venv/bin/python && -f $venv/.star-pins && "$(cat "$venv/.star-pins")" == "$want" ]] ||
-   ! "$venv/bin/python" -c 'import websockets' >/dev/null 2>&1; then
+   ! "$venv/bin/python" -c 'import websockets, pytest' >/dev/null 2>&1; then
   echo "python-peers.sh: building $venv (${pins[*]})" >&2
   rm -rf "$venv"
   "$py3" -m venv "$venv"
   "$venv/bin/python" -m pip install -q "${pins[@]}"
-  "$venv/bin/python" -c 'import websockets' ||
+  "$venv/bin/python" -c 'import websockets, pytest' ||
     { echo "python-peers.sh: venv at $venv is broken after install" >&2; exit 2; }
   echo "$want" >"$venv/.star-pins"
 fi

@@ -102,3 +102,43 @@ public struct TestResponse: Sendable {
         try JSON.decode(T.self, from: response.body.readableBytesView)
     }
 }
+
+extension TestClient {
+    /// Opens a WebSocket session with the app in memory.
+    ///
+    /// Returns once the handler (or a hook) called `connect()`; throws ``WebSocketDenied`` with the
+    /// response when the handshake was denied, and ``TestTimeout`` when neither happens in time.
+    ///
+    /// - Parameters:
+    ///   - target: The path and query.
+    ///   - subprotocols: Offered as `Sec-WebSocket-Protocol`.
+    ///   - headers: Extra header fields (`Origin`, cookies, …).
+    ///   - timeout: How long the handshake and, by default, each receive may take.
+    public func websocketConnect(
+        _ target: String, subprotocols: [String] = [], headers: HTTPFields = [:], timeout: Duration = .seconds(5)
+    ) async throws -> TestWebSocket {
+        var fields = defaultHeaders
+        fields[.upgrade] = "websocket"
+        fields[.connection] = "Upgrade"
+        fields[.secWebSocketVersion] = "13"
+        fields[.secWebSocketKey] = "dGhlIHNhbXBsZSBub25jZQ=="
+        if !subprotocols.isEmpty { fields[.secWebSocketProtocol] = subprotocols.joined(separator: ", ") }
+        fields.append(contentsOf: headers)
+        let head = HTTPRequest(method: .get, scheme: "ws", authority: "testserver", path: target, headerFields: fields)
+        let request = Request(head: head, clientAddress: "testclient:0")
+        let transport = InMemoryWebSocketTransport()
+        let outcome = MessageQueue<Result<HTTPFields, WebSocketDenied>>()
+        let app = self.app
+        Task {
+            let response = await app.respond(to: request, webSocket: transport)
+            if let response { outcome.push(.failure(WebSocketDenied(response: TestResponse(response)))) }
+            // The handler finished: end the session if it is still open.
+            await transport.close(code: .normalClosure, reason: "")
+        }
+        Task {
+            if let headers = try? await transport.handshake.next(timeout: timeout) { outcome.push(.success(headers)) }
+        }
+        guard let result = try await outcome.next(timeout: timeout) else { throw TestTimeout(after: timeout) }
+        return TestWebSocket(responseHeaders: try result.get(), timeout: timeout, transport: transport)
+    }
+}

@@ -1,0 +1,101 @@
+// A server for the outside-peer tests in Tests/Peers (Python `websockets` and raw sockets):
+// one route per row of the WebSocket contract that a client can observe.
+// Run: swift run ws-test-server --port 8765 (keepalive: ping every 0.5 s, 0.5 s timeout).
+import Star
+import StarServer
+import StarWebSocket
+import Synchronization
+
+/// What the handlers observed, read back through `GET /events`.
+final class Events: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+struct Failure: Error {}
+
+@concurrent func echo(ws: WebSocket) async throws {
+    try await ws.connect()
+    for try await message in ws.messages { try await ws.send(message) }
+}
+
+/// Sends a tick every 20 ms and never receives; records how sending ended.
+@concurrent func sendOnly(ws: WebSocket, events: Events) async throws {
+    try await ws.connect()
+    var count = 0
+    do {
+        while true {
+            try await ws.send(text: "tick \(count)")
+            count += 1
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    } catch let disconnect as WebSocketDisconnect {
+        events.add("send-only: send threw WebSocketDisconnect(\(disconnect.code.rawValue)) after \(count) ticks")
+        throw disconnect
+    }
+}
+
+/// Denies with a custom response unless `?token=secret`.
+@concurrent func guarded(ws: WebSocket, query: QueryParams) async throws {
+    guard query["token"] == "secret" else {
+        try ws.deny(try Response.json(["detail": "bad token"], status: .unauthorized))
+        return
+    }
+    try await ws.connect()
+    try await ws.send(text: "welcome")
+}
+
+/// Picks `chat.v2` or `chat.v1` when offered; otherwise connects without a subprotocol.
+@concurrent func subprotocol(ws: WebSocket) async throws {
+    let chosen = ["chat.v2", "chat.v1"].first { ws.subprotocols.contains($0) }
+    try await ws.connect(subprotocol: chosen, headers: [HTTPField.Name("X-Star")!: "yes"])
+    try await ws.send(text: chosen ?? "none")
+    _ = try await ws.receive()
+}
+
+@concurrent func throwBefore(ws: WebSocket) async throws { throw Failure() }
+
+@concurrent func throwAfter(ws: WebSocket) async throws {
+    try await ws.connect()
+    try await ws.send(text: "about to fail")
+    throw Failure()
+}
+
+/// Connects and waits for messages, recording how the session ended (used for keepalive tests).
+@concurrent func idle(ws: WebSocket, events: Events) async throws {
+    try await ws.connect()
+    do {
+        while true { _ = try await ws.receive() }
+    } catch let disconnect as WebSocketDisconnect {
+        events.add("idle: receive threw WebSocketDisconnect(\(disconnect.code.rawValue), \(disconnect.reason))")
+    }
+}
+
+/// Sends one message and returns: the server closes with 1000.
+@concurrent func hello(ws: WebSocket) async throws {
+    try await ws.connect()
+    try await ws.send(text: "hello")
+}
+
+@concurrent func listEvents(events: Events) async -> [String] { events.all }
+
+let events = Events()
+let app = App(
+    routes: [
+        Route("/echo", .get, echo),
+        Route("/send-only", .get, sendOnly),
+        Route("/guarded", .get, guarded),
+        Route("/subprotocol", .get, subprotocol),
+        Route("/throw-before", .get, throwBefore),
+        Route("/throw-after", .get, throwAfter),
+        Route("/idle", .get, idle),
+        Route("/hello", .get, hello),
+        Route("/events", .get, listEvents),
+    ],
+    components: [
+        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: .milliseconds(500), pingTimeout: .milliseconds(500)),
+        Provide(events),
+    ]
+)
+try await app.main()
