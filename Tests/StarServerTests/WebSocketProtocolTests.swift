@@ -1,0 +1,176 @@
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import Star
+@testable import StarServer
+import Testing
+
+/// A masked client frame, as a browser would send it.
+func clientFrame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, rsv1: Bool = false, masked: Bool = true) -> WebSocketFrame {
+    let key: WebSocketMaskingKey? = masked ? WebSocketMaskingKey([0x11, 0x22, 0x33, 0x44]) : nil
+    var data = ByteBuffer(bytes: bytes)
+    if let key { data.webSocketMask(key) }
+    return WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskKey: key, data: data)
+}
+
+func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
+    [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8)
+}
+
+@Suite struct WebSocketStateMachineTests {
+    @Test func fragmentsWithInterleavedPingMakeOneMessage() {
+        var machine = WebSocketStateMachine(maxMessageSize: 100)
+        let r1 = machine.received(clientFrame(.text, Array("Hel".utf8), fin: false))
+        #expect(r1 == .none)
+        let r2 = machine.received(clientFrame(.ping, [9]))
+        #expect(r2 == .sendPong(ByteBuffer(bytes: [9])))
+        let r3 = machine.received(clientFrame(.continuation, Array("lo".utf8)))
+        #expect(r3 == .deliver(.text("Hello")))
+    }
+
+    @Test func utf8SplitAcrossFragmentsIsValid() {
+        var machine = WebSocketStateMachine(maxMessageSize: 100)
+        let euro = Array("€".utf8)  // three bytes
+        let r4 = machine.received(clientFrame(.text, [euro[0]], fin: false))
+        #expect(r4 == .none)
+        let r5 = machine.received(clientFrame(.continuation, [euro[1]], fin: false))
+        #expect(r5 == .none)
+        let r6 = machine.received(clientFrame(.continuation, [euro[2]]))
+        #expect(r6 == .deliver(.text("€")))
+    }
+
+    @Test func invalidUTF8Is1007EvenBeforeTheMessageEnds() {
+        var machine = WebSocketStateMachine(maxMessageSize: 100)
+        let r7 = machine.received(clientFrame(.text, [0x61, 0xFF, 0x61], fin: false))
+        #expect(r7 == .fail(.invalidFramePayloadData, reason: "invalid UTF-8 in text message"))
+        var single = WebSocketStateMachine(maxMessageSize: 100)
+        let r8 = single.received(clientFrame(.text, [0xC3]))
+        #expect(r8 == .fail(.invalidFramePayloadData, reason: "invalid UTF-8 in text message"))
+        var truncated = WebSocketStateMachine(maxMessageSize: 100)
+        let r9 = truncated.received(clientFrame(.text, [0xE2, 0x82], fin: false))
+        #expect(r9 == .none)
+        let r10 = truncated.received(clientFrame(.continuation, []))
+        #expect(r10 == .fail(.invalidFramePayloadData, reason: "invalid UTF-8 in text message"))
+    }
+
+    @Test func fragmentationRulesAre1002() {
+        var orphan = WebSocketStateMachine(maxMessageSize: 100)
+        guard case .fail(.protocolError, _) = orphan.received(clientFrame(.continuation, [1])) else { Issue.record("orphan continuation"); return }
+        var interleaved = WebSocketStateMachine(maxMessageSize: 100)
+        _ = interleaved.received(clientFrame(.binary, [1], fin: false))
+        guard case .fail(.protocolError, _) = interleaved.received(clientFrame(.text, [0x61])) else { Issue.record("new message mid-message"); return }
+    }
+
+    @Test func framesBreakingTheRulesAre1002() {
+        for frame in [clientFrame(.text, [0x61], masked: false), clientFrame(.text, [0x61], rsv1: true),
+                      WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 3)!, maskKey: WebSocketMaskingKey([1, 2, 3, 4]), data: ByteBuffer())] {
+            var machine = WebSocketStateMachine(maxMessageSize: 100)
+            guard case .fail(.protocolError, _) = machine.received(frame) else {
+                Issue.record("expected 1002 for \(frame)")
+                continue
+            }
+            #expect(machine.state == .closed)
+        }
+    }
+
+    @Test func messagesOverTheLimitAre1009() {
+        var machine = WebSocketStateMachine(maxMessageSize: 4)
+        let r11 = machine.received(clientFrame(.binary, [1, 2, 3, 4]))
+        #expect(r11 == .deliver(.binary(ByteBuffer(bytes: [1, 2, 3, 4]))))
+        _ = machine.received(clientFrame(.binary, [1, 2, 3], fin: false))
+        guard case .fail(.messageTooBig, _) = machine.received(clientFrame(.continuation, [4, 5])) else { Issue.record("expected 1009"); return }
+    }
+
+    @Test func closeFramesAreValidated() {
+        func firstAction(_ payload: [UInt8]) -> WebSocketStateMachine.FrameAction {
+            var machine = WebSocketStateMachine(maxMessageSize: 100)
+            return machine.received(clientFrame(.connectionClose, payload))
+        }
+        #expect(firstAction([]) == .echoClose(.noStatusReceived, reason: ""))
+        #expect(firstAction(closePayload(1000, "bye")) == .echoClose(.normalClosure, reason: "bye"))
+        #expect(firstAction(closePayload(4321)) == .echoClose(WebSocketCloseCode(4321), reason: ""))
+        guard case .fail(.protocolError, _) = firstAction([0x03]) else { Issue.record("one-byte close"); return }
+        for invalid: UInt16 in [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 5000] {
+            guard case .fail(.protocolError, _) = firstAction(closePayload(invalid)) else { Issue.record("code \(invalid)"); return }
+        }
+        guard case .fail(.invalidFramePayloadData, _) = firstAction(closePayload(1000) + [0xFF]) else { Issue.record("bad reason"); return }
+    }
+
+    @Test func serverInitiatedCloseHandshake() {
+        var machine = WebSocketStateMachine(maxMessageSize: 100)
+        let r12 = machine.close()
+        #expect(r12)
+        let r13 = machine.close()
+        #expect(!r13, "close is sent once")
+        let r14 = machine.received(clientFrame(.text, [0x61]))
+        #expect(r14 == .none, "messages after our close are dropped")
+        let r15 = machine.received(clientFrame(.ping, []))
+        #expect(r15 == .none)
+        let r16 = machine.received(clientFrame(.connectionClose, closePayload(1000)))
+        #expect(r16 == .closeHandshakeDone(.normalClosure, reason: ""))
+        #expect(machine.state == .closed)
+    }
+
+    @Test func pingsAreTrackedByID() {
+        var machine = WebSocketStateMachine(maxMessageSize: 100)
+        let r17 = machine.pingDue(id: 7)
+        #expect(r17 == 7)
+        let r18 = machine.pingDue(id: 8)
+        #expect(r18 == nil, "one outstanding ping at a time")
+        var payload = ByteBuffer()
+        payload.writeInteger(UInt64(7))
+        _ = machine.received(clientFrame(.pong, Array(payload.readableBytesView)))
+        #expect(machine.outstandingPing == nil)
+    }
+}
+
+/// Counts the reads that reach the socket.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = Never
+    var reads = 0
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
+
+@Suite struct WebSocketChannelHandlerTests {
+    @Test func fullQueueStopsReadingUntilTheAppReceives() async throws {
+        let channel = EmbeddedChannel()
+        let counter = ReadCounter()
+        let session = WebSocketSession(channel: channel) { _, _, _ in }
+        let options = WebSocketOptions(maxQueue: 2, pingInterval: nil)
+        let handler = WebSocketChannelHandler(session: session, options: options)
+        try channel.pipeline.syncOperations.addHandler(counter)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        try await session.accept(headers: [:], options: options)
+
+        channel.read()
+        #expect(counter.reads == 1)
+        try channel.writeInbound(clientFrame(.text, [0x61]))
+        try channel.writeInbound(clientFrame(.text, [0x62]))
+        channel.read()
+        #expect(counter.reads == 1, "two queued messages fill the queue: no more reads")
+
+        #expect(try await session.receive() == .text("a"))
+        channel.embeddedEventLoop.run()
+        #expect(counter.reads == 2, "receiving makes room and the pending read goes out")
+        _ = try? channel.finish()
+    }
+
+    @Test func pingIsAnsweredWhileTheAppOnlySends() throws {
+        let channel = EmbeddedChannel()
+        let session = WebSocketSession(channel: channel) { _, _, _ in }
+        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.writeInbound(clientFrame(.ping, [1, 2]))
+        let pong = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(pong.opcode == .pong && pong.data == ByteBuffer(bytes: [1, 2]))
+
+        try channel.writeInbound(clientFrame(.connectionClose, closePayload(1000)))
+        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(close.opcode == .connectionClose && close.data == ByteBuffer(bytes: closePayload(1000)))
+        #expect(!channel.isActive, "the server closes the socket after echoing the close")
+    }
+}
