@@ -1,5 +1,6 @@
 import Star
 import StarServer
+import StarWebSocket
 
 /// A note in the demo's in-memory store.
 struct Note: Codable, Sendable {
@@ -51,6 +52,20 @@ struct NotePath: Decodable, Sendable { var id: Int }
     return (try? Response.json(note, status: .created)) ?? Response(status: .internalServerError)
 }
 
+/// Echoes every message of the session back, prefixed with the room name: try it with
+/// `websocat ws://127.0.0.1:8000/ws/lobby` or a browser's `new WebSocket(...)`.
+@concurrent func room(path: PathParams, ws: WebSocket) async throws {
+    try await ws.connect()
+    let name = path["room"] ?? "?"
+    try await ws.send(text: "welcome to \(name)")
+    for try await message in ws.messages {
+        switch message {
+        case .text(let text): try await ws.send(text: "\(name): \(text)")
+        case .binary: try await ws.send(message)
+        }
+    }
+}
+
 let app = App(
     routes: [
         Route("/", .get, home, name: "home"),
@@ -60,8 +75,9 @@ let app = App(
             Route("/", .post, addNote, name: "add"),
             Route("/{id}", .get, showNote, name: "detail"),
         ]),
+        Route("/ws/{room}", .get, room, name: "room"),
     ],
-    components: [Provide(NoteStore())]
+    components: [Provide(NoteStore()), WebSocketComponent()]
 )
 
 try await app.main()
