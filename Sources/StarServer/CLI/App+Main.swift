@@ -1,6 +1,8 @@
 public import ArgumentParser
 public import Logging
 public import Star
+import ServiceLifecycle
+import UnixSignals
 
 /// The command-line options of `app.main()`, named after Uvicorn's.
 public struct ServerOptions: ParsableArguments {
@@ -22,6 +24,9 @@ public struct ServerOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Log one line per request.")
     public var accessLog: Bool = true
 
+    @Option(help: "Seconds to wait for handlers after SIGTERM/SIGINT before cancelling them.")
+    public var timeoutGracefulShutdown: Double = 10
+
     public init() {}
 
     /// The server configuration these options describe.
@@ -37,10 +42,16 @@ extension App {
         let options = ServerOptions.parseOrExit(arguments)
         setLogLevel(options.logLevel)
         do {
-            try await Server(app: self, configuration: options.configuration).run()
-        } catch let error as RouteError {
+            try validate()
+        } catch {
             logger.critical("cannot start: \(error)")
             throw error
         }
+        let server = Server(app: self, configuration: options.configuration)
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(options.timeoutGracefulShutdown * 1000))
+        try await ServiceGroup(configuration: configuration).run()
+        logger.info("Star stopped")
     }
 }

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOWebSocket
 import NIOHTTPTypesHTTP1
 import Star
+import Synchronization
 
 /// One accepted connection: its channel, and the requests its handler collects. Its `run`
 /// is the connection's single structured task: it answers requests one at a time, in order.
@@ -12,10 +13,36 @@ struct HTTPConnection: Sendable {
     let channel: any Channel
     let requests: AsyncStream<ReceivedRequest>
     let handler: NIOLoopBound<HTTPConnectionHandler>
+    let shutdown = ShutdownState()
+
+    /// What graceful shutdown needs to know about a connection.
+    final class ShutdownState: Sendable {
+        struct State {
+            var shuttingDown = false
+            var busy = false
+            var session: WebSocketSession?
+        }
+        let state = Mutex(State())
+    }
+
+    /// Graceful shutdown: an idle connection closes now, a busy one after its current response,
+    /// and an open WebSocket session is closed with 1001 (its handler sees `WebSocketDisconnect`).
+    func beginShutdown() {
+        let (session, idle) = shutdown.state.withLock { state in
+            state.shuttingDown = true
+            return (state.session, !state.busy)
+        }
+        if let session {
+            session.shutDown()
+        } else if idle {
+            channel.close(promise: nil)
+        }
+    }
 
     /// Answers requests until the peer closes, a response closes the connection, or the task is cancelled.
     func run(app: App, configuration: ServerConfiguration) async {
         for await received in requests {
+            shutdown.state.withLock { $0.busy = true }
             let start = ContinuousClock.now
             var session: WebSocketSession?
             var response: Response
@@ -24,6 +51,7 @@ struct HTTPConnection: Sendable {
                     response = refusal
                 } else {
                     session = WebSocketSession(channel: channel, upgrade: upgrader(for: received.head))
+                    shutdown.state.withLock { $0.session = session }
                     guard let answer = await app.respond(to: received.request, webSocket: session) else {
                         // Accepted, served and closed: the connection belonged to the WebSocket.
                         break
@@ -34,7 +62,11 @@ struct HTTPConnection: Sendable {
                 response = await app.respond(to: received.request) ?? Response(status: .internalServerError)
             }
             // After a request that asked for an upgrade, NIO's parser stops: the connection cannot carry more requests.
-            let keepAlive = received.keepAlive && !received.wantsWebSocket && !Task.isCancelled
+            let stopping = shutdown.state.withLock { state in
+                state.busy = false
+                return state.shuttingDown
+            }
+            let keepAlive = received.keepAlive && !received.wantsWebSocket && !stopping && !Task.isCancelled
             let handler = self.handler
             let finalResponse = response
             channel.eventLoop.execute {

@@ -4,6 +4,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 public import Star
+public import ServiceLifecycle
 
 /// Serves an ``App`` over HTTP/1.1 on SwiftNIO.
 ///
@@ -14,7 +15,11 @@ public import Star
 ///
 /// Each accepted connection is served by one child task of a discarding task group; requests
 /// on a connection are answered in order (pipelining included).
-public struct Server: Sendable {
+///
+/// `Server` is a ServiceLifecycle `Service`: on graceful shutdown it stops accepting, lets
+/// in-flight requests finish, closes idle keep-alive connections, and closes every WebSocket with
+/// 1001 so that handlers see `WebSocketDisconnect` and return.
+public struct Server: Service, Sendable {
     /// The app served.
     public let app: App
     /// The listening and logging settings.
@@ -30,10 +35,15 @@ public struct Server: Sendable {
         self.eventLoopGroup = eventLoopGroup
     }
 
-    /// Validates the app, binds, and serves until the calling task is cancelled.
+    /// Serves until graceful shutdown or cancellation (the `Service` requirement).
+    public func run() async throws {
+        try await run(onListening: { _ in })
+    }
+
+    /// Validates the app, binds, and serves until graceful shutdown or cancellation.
     ///
     /// - Parameter onListening: Called once with the bound address (useful with port `0`).
-    public func run(onListening: @Sendable (SocketAddress) -> Void = { _ in }) async throws {
+    public func run(onListening: @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
         let maxBodySize = app.configuration.maxBodySize
         let listener = try await ServerBootstrap(group: eventLoopGroup)
@@ -49,12 +59,21 @@ public struct Server: Sendable {
         let address = listener.channel.localAddress
         if let address { onListening(address) }
         app.logger.info("Star serving on http://\(configuration.host):\(address?.port ?? configuration.port) (press Ctrl-C to quit)")
+        let listeningChannel = listener.channel
         try await listener.executeThenClose { connections in
             try await withThrowingDiscardingTaskGroup { group in
-                for try await connection in connections {
-                    group.addTask {
-                        await connection.run(app: app, configuration: configuration)
+                try await withGracefulShutdownHandler {
+                    for try await connection in connections {
+                        group.addTask {
+                            await withGracefulShutdownHandler {
+                                await connection.run(app: app, configuration: configuration)
+                            } onGracefulShutdown: {
+                                connection.beginShutdown()
+                            }
+                        }
                     }
+                } onGracefulShutdown: {
+                    listeningChannel.close(promise: nil)
                 }
             }
         }

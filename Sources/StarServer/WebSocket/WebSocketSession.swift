@@ -119,6 +119,14 @@ final class WebSocketSession: WebSocketTransport {
         try? await channel.closeFuture.get()
     }
 
+    /// Starts closing with 1001 because the server is going down; does not wait.
+    func shutDown() {
+        let handler = state.withLock { $0.handler }
+        if let handler {
+            channel.eventLoop.execute { handler.value.initiateClose(code: .goingAway, reason: "server shutting down") }
+        }
+    }
+
     // MARK: Called by WebSocketChannelHandler on the event loop
 
     /// Attaches the channel handler once the pipeline switched to WebSocket frames.
