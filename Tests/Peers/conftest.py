@@ -122,7 +122,7 @@ def _wait_for_port(proc, port, timeout):
     return False
 
 
-def _start(name, attempts=3, timeout=20.0):
+def _start(name, attempts=3, timeout=20.0, env=None):
     binary = BIN_DIR / name
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         missing("server binary %s is missing (build it with `swift build`)" % binary)
@@ -133,6 +133,7 @@ def _start(name, attempts=3, timeout=20.0):
         proc = subprocess.Popen(
             [str(binary), "--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env=dict(os.environ, **(env or {})),
         )
         log.close()
         server = StarServer(name, proc, port, log.name)
@@ -153,15 +154,16 @@ def _stop(server):
             server.proc.wait(timeout=5)
 
 
-def _server_fixture(name):
+def _server_fixture(name, env=None):
     @pytest.fixture(scope="module")
     def fixture():
-        server = _start(name)
+        server = _start(name, env=env)
         try:
             yield server
         finally:
             died = server.proc.poll()
             _stop(server)
+            stopped = server.proc.returncode
             tail = server.log_tail()
             try:
                 os.unlink(server.log_path)
@@ -169,6 +171,9 @@ def _server_fixture(name):
                 pass
         if died is not None:
             pytest.fail("%s exited by itself during the tests (status %s); log:\n%s" % (name, died, tail),
+                        pytrace=False)
+        if stopped != 0:
+            pytest.fail("%s did not shut down cleanly on SIGTERM (status %s); log:\n%s" % (name, stopped, tail),
                         pytrace=False)
 
     return fixture
@@ -178,3 +183,5 @@ pingpong_server = _server_fixture("pingpong")
 pingpong_standalone_server = _server_fixture("pingpong-standalone")
 echo_server = _server_fixture("echo")
 ws_test_server = _server_fixture("ws-test-server")
+# The same server without keepalive pings, for clients that deliberately never read.
+ws_test_server_no_keepalive = _server_fixture("ws-test-server", env={"STAR_TEST_KEEPALIVE": "off"})

@@ -665,3 +665,33 @@ def test_server_alive_after_everything(ws_test_server, echo_server):
         async with client(ws_test_server.ws("/hello")) as ws:
             assert await asyncio.wait_for(ws.recv(), 5) == "hello"
     run(main(), 10)
+
+
+# ---------------------------------------------------------------------------
+# A client that never reads: the handler's send must suspend (memory stays bounded)
+
+
+def flood_count(server):
+    response = get(server.port, "/flood-count")
+    assert response.status == 200, response
+    return json.loads(response.body)["sent"]
+
+
+def test_send_suspends_while_the_client_does_not_read(ws_test_server_no_keepalive):
+    ws_test_server = ws_test_server_no_keepalive
+    with RawWebSocket(ws_test_server.port, "/flood", timeout=5.0) as ws:
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        time.sleep(1.5)  # the server fills the socket buffers and its own high-water mark
+        first = flood_count(ws_test_server)
+        time.sleep(1.0)
+        second = flood_count(ws_test_server)
+        assert first == second, "send kept going (%d, then %d messages) although nobody reads" % (first, second)
+        # 64 KiB each: the kernel buffers plus a 1 MiB outbound high-water mark hold a few dozen at most.
+        assert 0 < second < 200, "sent %d messages of 64 KiB to a client that reads nothing" % second
+        # Reading resumes the sender.
+        for _ in range(50):
+            ws.read_frame()
+        deadline = time.time() + 5
+        while flood_count(ws_test_server) <= second and time.time() < deadline:
+            ws.read_frame()
+        assert flood_count(ws_test_server) > second, "send did not resume after the client read"

@@ -104,8 +104,11 @@ struct HTTPConnection: Sendable {
         return { fields, options, session in
             try await channel.eventLoop.flatSubmit {
                 Self.acceptKeyUpgrader.buildUpgradeResponse(
-                    channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders(fields)
-                ).flatMapThrowing { headers in
+                    channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders()
+                ).flatMapThrowing { protocolHeaders in
+                    // NIO returns only the protocol's own fields; the handler's (subprotocol, extras) go after them.
+                    var headers = protocolHeaders
+                    headers.add(contentsOf: HTTPHeaders(fields))
                     handler.value.writeSwitchingProtocols(headers)
                     try Self.switchToWebSocket(channel, session: session, options: options)
                 }

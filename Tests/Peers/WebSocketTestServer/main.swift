@@ -1,9 +1,11 @@
 // A server for the outside-peer tests in Tests/Peers (Python `websockets` and raw sockets):
 // one route per row of the WebSocket contract that a client can observe.
-// Run: swift run ws-test-server --port 8765 (keepalive: ping every 0.5 s, 0.5 s timeout).
+// Run: swift run ws-test-server --port 8765 (keepalive: ping every 0.5 s, 0.5 s timeout;
+// STAR_TEST_KEEPALIVE=off disables it).
 import Star
 import StarServer
 import StarWebSocket
+import Foundation
 import Synchronization
 
 /// What the handlers observed, read back through `GET /events`.
@@ -80,7 +82,29 @@ struct Failure: Error {}
 
 @concurrent func listEvents(events: Events) async -> [String] { events.all }
 
+/// Counts the messages `/flood` managed to send.
+final class FloodCounter: Sendable {
+    let sent = Atomic<Int>(0)
+}
+
+/// Sends 64 KiB binary messages as fast as `send` allows: against a client that never reads,
+/// `send` must suspend once the outbound buffer is full, so the count stops growing.
+@concurrent func flood(ws: WebSocket, counter: FloodCounter) async throws {
+    try await ws.connect()
+    let payload = [UInt8](repeating: 0x2A, count: 64 * 1024)
+    while true {
+        try await ws.send(bytes: payload)
+        counter.sent.add(1, ordering: .relaxed)
+    }
+}
+
+@concurrent func floodCount(counter: FloodCounter) async -> [String: Int] {
+    ["sent": counter.sent.load(ordering: .relaxed)]
+}
+
 let events = Events()
+/// `STAR_TEST_KEEPALIVE=off` disables pings, for tests whose client never reads.
+let keepalive = ProcessInfo.processInfo.environment["STAR_TEST_KEEPALIVE"] != "off"
 let app = App(
     routes: [
         Route("/echo", .get, echo),
@@ -92,10 +116,13 @@ let app = App(
         Route("/idle", .get, idle),
         Route("/hello", .get, hello),
         Route("/events", .get, listEvents),
+        Route("/flood", .get, flood),
+        Route("/flood-count", .get, floodCount),
     ],
     components: [
-        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: .milliseconds(500), pingTimeout: .milliseconds(500)),
+        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : nil, pingTimeout: .milliseconds(500)),
         Provide(events),
+        Provide(FloodCounter()),
     ]
 )
 try await app.main()
