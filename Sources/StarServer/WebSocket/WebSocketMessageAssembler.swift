@@ -20,9 +20,6 @@ struct WebSocketMessageAssembler {
 
     init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
 
-    /// Whether a fragmented message is in progress.
-    var isAssembling: Bool { kind != nil }
-
     /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
     mutating func append(text isText: Bool?, fin: Bool, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
         switch (isText, kind) {
