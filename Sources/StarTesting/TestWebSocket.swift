@@ -16,6 +16,7 @@ final class InMemoryWebSocketTransport: WebSocketTransport {
     let toClient = MessageQueue<InMemoryFrame>()
     let handshake = MessageQueue<HTTPFields>()
     private let closed = Mutex<WebSocketDisconnect?>(nil)
+    let defaultOptions = WebSocketOptions()
 
     func accept(headers: HTTPFields, options: WebSocketOptions) async throws {
         handshake.push(headers)

@@ -6,23 +6,41 @@ public import Star
 /// App(routes: routes, components: [WebSocketComponent(maxMessageSize: 1 << 20, allowedOrigins: ["https://example.com"])])
 /// ```
 public struct WebSocketComponent: ComponentProvider {
-    /// The options every session of the app runs with.
-    public var options: WebSocketOptions
+    /// The largest message in bytes; `nil` keeps the server's setting (`--ws-max-size`, 16 MiB).
+    public var maxMessageSize: Int?
+    /// Messages buffered before the server stops reading; `nil` keeps `--ws-max-queue` (32).
+    public var maxQueue: Int?
+    /// Time between keepalive pings, `.zero` to disable; `nil` keeps `--ws-ping-interval` (20 s).
+    public var pingInterval: Duration?
+    /// Time to wait for a pong, `.zero` to wait forever; `nil` keeps `--ws-ping-timeout` (20 s).
+    public var pingTimeout: Duration?
     /// The `Origin` values allowed to connect; `nil` (the default) allows every origin, as
     /// non-browser clients send none. A handshake from another origin is answered 403 before the handler runs.
     public var allowedOrigins: Set<String>?
 
-    /// Creates the component.
+    /// Creates the component; every setting left `nil` comes from the server's options.
     public init(
-        maxMessageSize: Int = 16 * 1024 * 1024,
+        maxMessageSize: Int? = nil,
         allowedOrigins: Set<String>? = nil,
-        maxQueue: Int = 32,
-        pingInterval: Duration? = .seconds(20),
-        pingTimeout: Duration? = .seconds(20)
+        maxQueue: Int? = nil,
+        pingInterval: Duration? = nil,
+        pingTimeout: Duration? = nil
     ) {
-        self.options = WebSocketOptions(
-            maxMessageSize: maxMessageSize, maxQueue: maxQueue, pingInterval: pingInterval, pingTimeout: pingTimeout)
+        self.maxMessageSize = maxMessageSize
         self.allowedOrigins = allowedOrigins
+        self.maxQueue = maxQueue
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+    }
+
+    /// The server's defaults with this component's settings applied.
+    public func options(over defaults: WebSocketOptions) -> WebSocketOptions {
+        var options = defaults
+        if let maxMessageSize { options.maxMessageSize = maxMessageSize }
+        if let maxQueue { options.maxQueue = maxQueue }
+        if let pingInterval { options.pingInterval = pingInterval == .zero ? nil : pingInterval }
+        if let pingTimeout { options.pingTimeout = pingTimeout == .zero ? nil : pingTimeout }
+        return options
     }
 
     /// The session of the current request; answers 403 for a disallowed origin and 426 for a
@@ -37,7 +55,8 @@ public struct WebSocketComponent: ComponentProvider {
                 throw HTTPError(.forbidden, detail: "Origin not allowed")
             }
         }
-        return WebSocket(handshake: handshake, request: context.request, options: options)
+        return WebSocket(handshake: handshake, request: context.request,
+                         options: options(over: handshake.transport.defaultOptions))
     }
 }
 

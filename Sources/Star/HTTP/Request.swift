@@ -9,14 +9,18 @@ public struct Request: Sendable {
     public var head: HTTPRequest
     /// The request body, already read by the transport and within the app's body limit.
     public var body: ByteBuffer
-    /// The peer's address (`"127.0.0.1:53122"`), when the transport knows it.
+    /// The peer's address (`"127.0.0.1:53122"`), when the transport knows it; behind a trusted
+    /// proxy, the address the proxy reported.
     public var clientAddress: String?
+    /// The path prefix a proxy mounts the app under (`--root-path`), already removed from ``path``.
+    public var rootPath: String
 
     /// Creates a request from its parts.
-    public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil) {
+    public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil, rootPath: String = "") {
         self.head = head
         self.body = body
         self.clientAddress = clientAddress
+        self.rootPath = rootPath
     }
 
     /// The request method.

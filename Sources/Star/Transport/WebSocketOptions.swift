@@ -13,6 +13,9 @@ public struct WebSocketOptions: Sendable, Equatable {
     public var closeTimeout: Duration
     /// The outbound bytes buffered before `send` suspends until the peer reads.
     public var writeBufferHighWater: Int
+    /// Whether to negotiate permessage-deflate when the client offers it (takes effect once the
+    /// server implements the extension).
+    public var perMessageDeflate: Bool = true
 
     /// Creates options with Uvicorn's defaults: 16 MiB messages, 32 queued, ping every 20 s with a 20 s timeout.
     public init(

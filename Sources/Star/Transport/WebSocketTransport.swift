@@ -85,6 +85,8 @@ public struct WebSocketDisconnect: Error, Sendable, Equatable, CustomStringConve
 ///
 /// Every method may be called from several tasks at once; sends are delivered in call order.
 public protocol WebSocketTransport: Sendable {
+    /// The server's WebSocket settings, which a `WebSocketComponent` may override per app.
+    var defaultOptions: WebSocketOptions { get }
     /// Answers the handshake with `101 Switching Protocols` and extra header fields (the chosen
     /// `Sec-WebSocket-Protocol` among them) and starts the session with `options`; the transport
     /// adds the protocol's own fields.

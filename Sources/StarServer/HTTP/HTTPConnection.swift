@@ -40,20 +40,25 @@ struct HTTPConnection: Sendable {
     }
 
     /// Answers requests until the peer closes, a response closes the connection, or the task is cancelled.
-    func run(app: App, configuration: ServerConfiguration) async {
+    ///
+    /// - Parameter overLimit: The server is past `--limit-concurrency`: answer 503 and close.
+    func run(app: App, configuration: ServerConfiguration, overLimit: Bool = false) async {
         for await received in requests {
             shutdown.state.withLock { $0.busy = true }
             let start = ContinuousClock.now
-            var session: WebSocketSession?
             var response: Response
-            if received.wantsWebSocket && received.request.method == .get {
+            if overLimit {
+                response = HTTPError(.serviceUnavailable, detail: "Server busy: too many connections").response
+            } else if received.wantsWebSocket && received.request.method == .get {
                 if let refusal = Self.checkHandshake(received.request) {
                     response = refusal
                 } else {
-                    session = WebSocketSession(channel: channel, upgrade: upgrader(for: received.head))
-                    shutdown.state.withLock { $0.session = session }
-                    guard let answer = await app.respond(to: received.request, webSocket: session) else {
+                    let webSocket = WebSocketSession(channel: channel, defaultOptions: configuration.webSocket,
+                                                     upgrade: upgrader(for: received.head))
+                    shutdown.state.withLock { $0.session = webSocket }
+                    guard let answer = await app.respond(to: received.request, webSocket: webSocket) else {
                         // Accepted, served and closed: the connection belonged to the WebSocket.
+                        if configuration.accessLog { logSession(app.logger, received, webSocket, since: start) }
                         break
                     }
                     response = answer
@@ -66,7 +71,7 @@ struct HTTPConnection: Sendable {
                 state.busy = false
                 return state.shuttingDown
             }
-            let keepAlive = received.keepAlive && !received.wantsWebSocket && !stopping && !Task.isCancelled
+            let keepAlive = received.keepAlive && !received.wantsWebSocket && !stopping && !overLimit && !Task.isCancelled
             let handler = self.handler
             let finalResponse = response
             channel.eventLoop.execute {
@@ -135,10 +140,17 @@ struct HTTPConnection: Sendable {
         let high = max(options.writeBufferHighWater, 2)
         try channel.syncOptions?.setOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: high / 2, high: high))
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self))
-        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerProtocolErrorHandler.self))
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self))
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self))
         _ = sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self))
+    }
+
+    private func logSession(_ logger: Logger, _ received: ReceivedRequest, _ session: WebSocketSession, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let stats = session.statistics
+        let request = received.request
+        logger.info("\(request.clientAddress ?? "-") - \"WEBSOCKET \(request.target)\" closed \(stats.closeCode.map { "\($0.rawValue)" } ?? "-") after \((seconds * 1000).rounded() / 1000)s, \(stats.received) messages in, \(stats.sent) out")
     }
 
     private func logAccess(_ logger: Logger, _ received: ReceivedRequest, _ status: HTTPResponse.Status, since start: ContinuousClock.Instant) {

@@ -33,22 +33,49 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private let maxBodySize: Int
     private let clientAddress: String?
+    private let scheme: String
+    private let configuration: ServerConfiguration
     private let requests: AsyncStream<ReceivedRequest>.Continuation
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// Whether the app is answering a request (its response not yet written).
+    private var responding = false
+    /// A parse error arrived while responding: close once the response is out.
+    private var closeAfterResponse = false
+    /// Closes the connection when no complete request head arrives in time: the header-read
+    /// timeout on a new connection, the keep-alive timeout between requests.
+    private var headTimer: Scheduled<Void>?
 
-    init(maxBodySize: Int, clientAddress: String?, requests: AsyncStream<ReceivedRequest>.Continuation) {
+    init(maxBodySize: Int, clientAddress: String?, scheme: String, configuration: ServerConfiguration,
+         requests: AsyncStream<ReceivedRequest>.Continuation) {
         self.maxBodySize = maxBodySize
         self.clientAddress = clientAddress
+        self.scheme = scheme
+        self.configuration = configuration
         self.requests = requests
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        awaitHead(within: configuration.headerReadTimeout, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        self.context = nil
+    }
+
+    private func awaitHead(within timeout: Duration, context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        let channel = context.channel
+        headTimer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), _):
+            headTimer?.cancel()
+            headTimer = nil
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodySize {
                 refuse(context: context, .contentTooLarge, "Request body is larger than \(maxBodySize) bytes")
                 return
@@ -75,9 +102,23 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.fireChannelInactive()
     }
 
+    /// NIO's parser refused the bytes: answer 431 for an oversized head, 400 otherwise, then close.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parseError = error as? HTTPParserError else {
+            requests.finish()
+            context.close(promise: nil)
+            return
+        }
         requests.finish()
-        context.close(promise: nil)
+        guard !responding else {
+            closeAfterResponse = true
+            return
+        }
+        if case .headerOverflow = parseError {
+            refuse(context: context, .init(code: 431, reasonPhrase: "Request Header Fields Too Large"), "Request head too large")
+        } else {
+            refuse(context: context, .badRequest, "Malformed request")
+        }
     }
 
     private func deliver(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
@@ -89,8 +130,19 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        var forwarded = ForwardedHeaders.apply(to: request, clientAddress: clientAddress, scheme: scheme,
+                                               configuration: configuration)
+        if upgrade { forwarded.request.scheme = forwarded.request.scheme == "https" ? "wss" : "ws" }
+        if !configuration.rootPath.isEmpty, let path = forwarded.request.path, path.hasPrefix(configuration.rootPath) {
+            let rest = path.dropFirst(configuration.rootPath.count)
+            if rest.isEmpty || rest.first == "/" || rest.first == "?" {
+                forwarded.request.path = rest.first == "/" ? String(rest) : "/" + rest
+            }
+        }
+        responding = true
         requests.yield(ReceivedRequest(
-            request: Request(head: request, body: body, clientAddress: clientAddress), head: head,
+            request: Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
+                             rootPath: configuration.rootPath), head: head,
             version: head.version, keepAlive: head.isKeepAlive, wantsWebSocket: upgrade
         ))
     }
@@ -106,6 +158,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Writes `101 Switching Protocols` with `headers`; must run on the event loop.
     func writeSwitchingProtocols(_ headers: HTTPHeaders) {
         guard let context else { return }
+        responding = false
         let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -114,7 +167,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Writes a response; must run on the event loop. Closes the connection unless `keepAlive`.
     func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool) {
         guard let context else { return }
+        responding = false
+        let keepAlive = keepAlive && !closeAfterResponse
         write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
+        if keepAlive { awaitHead(within: configuration.keepAliveTimeout, context: context) }
     }
 
     private func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {

@@ -2,15 +2,17 @@ import HTTPTypes
 import Logging
 public import NIOCore
 import NIOHTTP1
-public import NIOPosix
-public import Star
+import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
+public import Star
+import Synchronization
 
-/// Serves an ``App`` over HTTP/1.1 on SwiftNIO.
+/// Serves an ``App`` over HTTP/1.1 (and WebSockets) on SwiftNIO.
 ///
 /// ```swift
 /// let server = Server(app: app, configuration: ServerConfiguration(port: 8080))
-/// try await server.run()     // until the task is cancelled
+/// try await server.run()     // until graceful shutdown or cancellation
 /// ```
 ///
 /// Each accepted connection is served by one child task of a discarding task group; requests
@@ -24,12 +26,14 @@ public struct Server: Service, Sendable {
     public let app: App
     /// The listening and logging settings.
     public let configuration: ServerConfiguration
-    /// The event loops that run the sockets.
-    public let eventLoopGroup: any EventLoopGroup
+    private let eventLoopGroup: (any EventLoopGroup)?
 
     /// Creates a server; nothing happens until ``run(onListening:)``.
+    ///
+    /// - Parameter eventLoopGroup: The event loops to use; by default the server makes its own
+    ///   with ``ServerConfiguration/threads`` threads and shuts them down when it stops.
     public init(app: App, configuration: ServerConfiguration = ServerConfiguration(),
-                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                eventLoopGroup: (any EventLoopGroup)? = nil) {
         self.app = app
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
@@ -45,28 +49,58 @@ public struct Server: Service, Sendable {
     /// - Parameter onListening: Called once with the bound address (useful with port `0`).
     public func run(onListening: @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
+        let tls = try configuration.tls.map(Self.makeTLSContext)
+        let ownGroup = eventLoopGroup == nil
+            ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? AvailableCPUs.count) : nil
+        let group = eventLoopGroup ?? ownGroup!
+        do {
+            try await serve(on: group, tls: tls, onListening: onListening)
+        } catch {
+            try? await ownGroup?.shutdownGracefully()
+            throw error
+        }
+        try? await ownGroup?.shutdownGracefully()
+    }
+
+    private func serve(on group: any EventLoopGroup, tls: NIOSSLContext?, onListening: @Sendable (SocketAddress) -> Void) async throws {
         let maxBodySize = app.configuration.maxBodySize
-        let listener = try await ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 256)
+        let configuration = self.configuration
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .bind(host: configuration.host, port: configuration.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try Self.configure(channel, maxBodySize: maxBodySize)
-                }
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<HTTPConnection> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try Self.configure(channel, maxBodySize: maxBodySize, tls: tls, configuration: configuration)
             }
+        }
+        let listener: NIOAsyncChannel<HTTPConnection, Never>
+        if let path = configuration.unixSocket {
+            listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true,
+                                                childChannelInitializer: initializer)
+        } else {
+            listener = try await bootstrap.bind(host: configuration.host, port: configuration.port,
+                                                childChannelInitializer: initializer)
+        }
         let address = listener.channel.localAddress
         if let address { onListening(address) }
-        app.logger.info("Star serving on http://\(configuration.host):\(address?.port ?? configuration.port) (press Ctrl-C to quit)")
+        let scheme = tls == nil ? "http" : "https"
+        let place = configuration.unixSocket.map { "unix:\($0)" }
+            ?? "\(scheme)://\(configuration.host):\(address?.port ?? configuration.port)"
+        app.logger.info("Star serving on \(place) (press Ctrl-C to quit)")
         let listeningChannel = listener.channel
+        let open = OpenConnections()
         try await listener.executeThenClose { connections in
             try await withThrowingDiscardingTaskGroup { group in
                 try await withGracefulShutdownHandler {
                     for try await connection in connections {
+                        let count = open.count.add(1, ordering: .relaxed).newValue
+                        let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
                         group.addTask {
+                            defer { open.count.subtract(1, ordering: .relaxed) }
                             await withGracefulShutdownHandler {
-                                await connection.run(app: app, configuration: configuration)
+                                await connection.run(app: app, configuration: configuration, overLimit: overLimit)
                             } onGracefulShutdown: {
                                 connection.beginShutdown()
                             }
@@ -79,20 +113,38 @@ public struct Server: Service, Sendable {
         }
     }
 
-    /// Builds a connection's pipeline: NIO's HTTP/1 codec, pipelining assistance and error
-    /// handling (a malformed request gets 400 and the connection closes), then our handler.
-    private static func configure(_ channel: any Channel, maxBodySize: Int) throws -> HTTPConnection {
+    /// Builds a connection's pipeline: TLS when configured, NIO's HTTP/1 codec and pipelining
+    /// assistance, then our handler (which also answers parse errors: 400, or 431 for a large head).
+    private static func configure(_ channel: any Channel, maxBodySize: Int, tls: NIOSSLContext?,
+                                  configuration: ServerConfiguration) throws -> HTTPConnection {
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
         let handler = HTTPConnectionHandler(
-            maxBodySize: maxBodySize, clientAddress: channel.remoteAddress.map(Self.describe), requests: continuation
+            maxBodySize: maxBodySize, clientAddress: channel.remoteAddress.map(Self.describe),
+            scheme: tls == nil ? "http" : "https", configuration: configuration, requests: continuation
         )
         let sync = channel.pipeline.syncOperations
+        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
         try sync.addHandler(HTTPResponseEncoder(configuration: .init()))
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
         try sync.addHandler(HTTPServerPipelineHandler())
-        try sync.addHandler(HTTPServerProtocolErrorHandler())
         try sync.addHandler(handler)
         return HTTPConnection(channel: channel, requests: requests, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+    }
+
+    private static func makeTLSContext(_ settings: TLSSettings) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(settings.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        let key: NIOSSLPrivateKey
+        if let password = settings.keyPassword {
+            key = try NIOSSLPrivateKey(file: settings.keyFile, format: .pem) { provide in provide(Array(password.utf8)) }
+        } else {
+            key = try NIOSSLPrivateKey(file: settings.keyFile, format: .pem)
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        if let ca = settings.caFile {
+            tls.trustRoots = .file(ca)
+            tls.certificateVerification = .fullVerification
+        }
+        return try NIOSSLContext(configuration: tls)
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -101,4 +153,9 @@ public struct Server: Service, Sendable {
         case .unixDomainSocket: address.pathname ?? "unix"
         }
     }
+}
+
+/// How many connections are being served, for `--limit-concurrency`.
+final class OpenConnections: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -1,30 +1,70 @@
 public import Logging
+public import Star
 
-/// How the server listens and behaves; `app.main()` fills it from the command line.
+/// How the server listens and behaves — every option of `app.main()`, for programmatic use.
 public struct ServerConfiguration: Sendable {
     /// The address to bind (default `127.0.0.1`).
-    public var host: String
+    public var host: String = "127.0.0.1"
     /// The port to bind (default `8000`; `0` picks a free port).
-    public var port: Int
+    public var port: Int = 8000
+    /// A Unix domain socket path to bind instead of host and port.
+    public var unixSocket: String?
     /// The level of the app's log lines, the access log included.
-    public var logLevel: Logger.Level
-    /// Whether to log one line per request.
-    public var accessLog: Bool
-    /// The largest request head (request line and header fields) accepted, in bytes.
-    public var maxHeaderSize: Int
+    public var logLevel: Logger.Level = .info
+    /// Whether to log one line per request and per WebSocket session.
+    public var accessLog: Bool = true
+    /// The defaults for every WebSocket session; a `WebSocketComponent`'s own settings win.
+    public var webSocket = WebSocketOptions()
+    /// How long an idle keep-alive connection stays open between requests.
+    public var keepAliveTimeout: Duration = .seconds(5)
+    /// How long a new connection may take to send a complete request head (defeats slow-loris clients).
+    public var headerReadTimeout: Duration = .seconds(10)
+    /// How long to wait for handlers after SIGTERM/SIGINT before cancelling them.
+    public var gracefulShutdownTimeout: Duration = .seconds(10)
+    /// The most connections served at once; past it requests and handshakes get 503. `nil`: no limit.
+    public var concurrencyLimit: Int?
+    /// The listen backlog.
+    public var backlog: Int = 2048
+    /// TLS settings; `nil` serves plain HTTP and WebSockets.
+    public var tls: TLSSettings?
+    /// Whether to trust `X-Forwarded-For`/`X-Forwarded-Proto`/`Forwarded` from ``forwardedAllowIPs``.
+    public var proxyHeaders: Bool = true
+    /// The peer addresses whose proxy headers are trusted (`"*"` trusts every peer).
+    public var forwardedAllowIPs: [String] = ["127.0.0.1"]
+    /// The path prefix under which a proxy mounts the app; stripped from request paths and
+    /// available as `Request.rootPath`.
+    public var rootPath: String = ""
+    /// Event-loop threads; `nil` uses the CPUs this process may run on (affinity and cgroup quota).
+    public var threads: Int?
 
     /// Creates a configuration with Uvicorn's defaults.
-    public init(
-        host: String = "127.0.0.1",
-        port: Int = 8000,
-        logLevel: Logger.Level = .info,
-        accessLog: Bool = true,
-        maxHeaderSize: Int = 64 * 1024
-    ) {
+    public init() {}
+
+    /// Creates a configuration for a host and port, the rest at defaults.
+    public init(host: String = "127.0.0.1", port: Int = 8000, logLevel: Logger.Level = .info, accessLog: Bool = true) {
         self.host = host
         self.port = port
         self.logLevel = logLevel
         self.accessLog = accessLog
-        self.maxHeaderSize = maxHeaderSize
+    }
+}
+
+/// Certificate and key files for https and wss.
+public struct TLSSettings: Sendable, Equatable {
+    /// The PEM certificate (chain) file.
+    public var certificateFile: String
+    /// The PEM private key file.
+    public var keyFile: String
+    /// The password of an encrypted key file.
+    public var keyPassword: String?
+    /// A PEM file of CA certificates; when set, clients must present a certificate it signed.
+    public var caFile: String?
+
+    /// Creates TLS settings.
+    public init(certificateFile: String, keyFile: String, keyPassword: String? = nil, caFile: String? = nil) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.keyPassword = keyPassword
+        self.caFile = caFile
     }
 }

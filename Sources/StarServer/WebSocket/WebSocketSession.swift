@@ -21,16 +21,32 @@ final class WebSocketSession: WebSocketTransport {
         /// Set once the session ended; receives drain `messages` first, sends fail at once.
         var end: WebSocketDisconnect?
         var handler: NIOLoopBound<WebSocketChannelHandler>?
+        var received = 0
+        var sent = 0
+    }
+
+    /// Counts for the access log: messages each way and the close code.
+    struct Statistics {
+        var received: Int
+        var sent: Int
+        var closeCode: WebSocketCloseCode?
+    }
+
+    /// The session's counts so far.
+    var statistics: Statistics {
+        state.withLock { Statistics(received: $0.received, sent: $0.sent, closeCode: $0.end?.code) }
     }
 
     let channel: any Channel
+    let defaultOptions: WebSocketOptions
     private let upgrade: @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     private let state = Mutex(State())
 
     /// Creates a session whose `accept` runs `upgrade` (which switches the channel's pipeline).
-    init(channel: any Channel,
+    init(channel: any Channel, defaultOptions: WebSocketOptions = WebSocketOptions(),
          upgrade: @escaping @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void) {
         self.channel = channel
+        self.defaultOptions = defaultOptions
         self.upgrade = upgrade
     }
 
@@ -86,6 +102,7 @@ final class WebSocketSession: WebSocketTransport {
     func send(_ message: WebSocketMessage) async throws {
         let ready: Bool = try state.withLock { state in
             if let end = state.end { throw end }
+            state.sent += 1
             return state.writable
         }
         if !ready {
@@ -138,6 +155,7 @@ final class WebSocketSession: WebSocketTransport {
     /// full, so that the handler stops reading.
     func deliver(_ message: WebSocketMessage) -> Bool {
         let (receiver, full): (CheckedContinuation<WebSocketMessage, any Error>?, Bool) = state.withLock { state in
+            state.received += 1
             if let receiver = state.receivers.popFirst() { return (receiver, false) }
             state.messages.append(message)
             let full = state.messages.count >= state.maxQueue

@@ -102,6 +102,32 @@ final class FloodCounter: Sendable {
     ["sent": counter.sent.load(ordering: .relaxed)]
 }
 
+/// What the server saw of a request: for proxy-header and root-path tests.
+struct RequestInfo: Codable, Sendable {
+    let client: String
+    let scheme: String
+    let path: String
+    let rootPath: String
+}
+
+@concurrent func info(request: Request) async -> RequestInfo {
+    RequestInfo(client: request.clientAddress ?? "", scheme: request.scheme, path: request.path, rootPath: request.rootPath)
+}
+
+/// Sends the request info as JSON, then closes.
+@concurrent func wsInfo(ws: WebSocket) async throws {
+    try await ws.connect()
+    let request = ws.request
+    try await ws.send(json: RequestInfo(client: request.clientAddress ?? "", scheme: request.scheme,
+                                        path: request.path, rootPath: request.rootPath))
+}
+
+/// Answers after `?ms=` milliseconds (default 1000): an in-flight request during shutdown.
+@concurrent func slow(query: QueryParams) async throws -> String {
+    try await Task.sleep(for: .milliseconds(Int(query["ms"] ?? "") ?? 1000))
+    return "slow done"
+}
+
 let events = Events()
 /// `STAR_TEST_KEEPALIVE=off` disables pings, for tests whose client never reads.
 let keepalive = ProcessInfo.processInfo.environment["STAR_TEST_KEEPALIVE"] != "off"
@@ -117,10 +143,13 @@ let app = App(
         Route("/hello", .get, hello),
         Route("/events", .get, listEvents),
         Route("/flood", .get, flood),
+        Route("/info", .get, info),
+        Route("/ws-info", .get, wsInfo),
+        Route("/slow", .get, slow),
         Route("/flood-count", .get, floodCount),
     ],
     components: [
-        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : nil, pingTimeout: .milliseconds(500)),
+        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : .zero, pingTimeout: .milliseconds(500)),
         Provide(events),
         Provide(FloodCounter()),
     ]
