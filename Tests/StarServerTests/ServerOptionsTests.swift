@@ -1,0 +1,80 @@
+import ArgumentParser
+import HTTPTypes
+import Star
+@testable import StarServer
+import Testing
+
+@Suite struct ServerOptionsTests {
+    @Test func defaultsAreUvicorns() throws {
+        let configuration = try ServerOptions.parse([]).configuration
+        #expect(configuration.host == "127.0.0.1" && configuration.port == 8000)
+        #expect(configuration.webSocket.maxMessageSize == 16 * 1024 * 1024)
+        #expect(configuration.webSocket.pingInterval == .seconds(20) && configuration.webSocket.pingTimeout == .seconds(20))
+        #expect(configuration.keepAliveTimeout == .seconds(5))
+        #expect(configuration.concurrencyLimit == nil && configuration.tls == nil && configuration.proxyHeaders)
+    }
+
+    @Test func optionsMapToTheConfiguration() throws {
+        let configuration = try ServerOptions.parse([
+            "--host", "0.0.0.0", "--port", "9000", "--log-level", "DEBUG", "--no-access-log", "--ws-max-size", "1024",
+            "--ws-max-queue", "4", "--ws-ping-interval", "0", "--ws-ping-timeout", "1.5", "--timeout-keep-alive", "2",
+            "--limit-concurrency", "10", "--backlog", "64", "--forwarded-allow-ips", "10.0.0.1, 10.0.0.2",
+            "--root-path", "/api/", "--threads", "3", "--ws-per-message-deflate", "false",
+        ]).configuration
+        #expect(configuration.host == "0.0.0.0" && configuration.port == 9000)
+        #expect(configuration.logLevel == .debug && !configuration.accessLog)
+        #expect(configuration.webSocket.maxMessageSize == 1024 && configuration.webSocket.maxQueue == 4)
+        #expect(configuration.webSocket.pingInterval == nil, "0 disables pings")
+        #expect(configuration.webSocket.pingTimeout == .milliseconds(1500))
+        #expect(!configuration.webSocket.perMessageDeflate)
+        #expect(configuration.keepAliveTimeout == .seconds(2) && configuration.concurrencyLimit == 10)
+        #expect(configuration.backlog == 64 && configuration.threads == 3)
+        #expect(configuration.forwardedAllowIPs == ["10.0.0.1", "10.0.0.2"])
+        #expect(configuration.rootPath == "/api")
+    }
+
+    @Test(arguments: [["--port", "abc"], ["--port", "70000"], ["--log-level", "LOUD"], ["--ws-max-size", "0"],
+                      ["--ssl-certfile", "/nonexistent.pem"], ["--threads", "0"], ["--timeout-keep-alive", "-1"]])
+    func badValuesAreRejected(_ arguments: [String]) {
+        #expect(throws: (any Error).self) { try ServerOptions.parse(arguments) }
+    }
+
+    @Test func environmentFillsWhatTheCommandLineDoesNotGive() throws {
+        let environment = ["STAR_PORT": "9100", "STAR_HOST": "0.0.0.0", "STAR_ACCESS_LOG": "false",
+                           "STAR_WS_MAX_SIZE": "2048", "STAR_UNRELATED": "x"]
+        let merged = ServerOptions.arguments(["--port", "9200"], environment: environment)
+        let configuration = try ServerOptions.parse(merged).configuration
+        #expect(configuration.port == 9200, "the command line wins")
+        #expect(configuration.host == "0.0.0.0")
+        #expect(!configuration.accessLog)
+        #expect(configuration.webSocket.maxMessageSize == 2048)
+    }
+}
+
+@Suite struct ForwardedHeadersTests {
+    func request(_ fields: HTTPFields) -> HTTPRequest {
+        HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/", headerFields: fields)
+    }
+
+    @Test func trustedProxyHeadersAreHonoured() {
+        let configuration = ServerConfiguration()
+        let xff = ForwardedHeaders.apply(
+            to: request([HTTPField.Name("X-Forwarded-For")!: "198.51.100.9, 203.0.113.7", HTTPField.Name("X-Forwarded-Proto")!: "https"]),
+            clientAddress: "127.0.0.1:5000", scheme: "http", configuration: configuration)
+        #expect(xff.clientAddress == "203.0.113.7" && xff.request.scheme == "https")
+        let forwarded = ForwardedHeaders.apply(
+            to: request([HTTPField.Name("Forwarded")!: "for=\"198.51.100.2\";proto=https"]),
+            clientAddress: "127.0.0.1:5000", scheme: "http", configuration: configuration)
+        #expect(forwarded.clientAddress == "198.51.100.2" && forwarded.request.scheme == "https")
+    }
+
+    @Test func untrustedPeersAndDisabledProxyHeadersAreIgnored() {
+        var configuration = ServerConfiguration()
+        let fields: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7"]
+        let untrusted = ForwardedHeaders.apply(to: request(fields), clientAddress: "192.0.2.1:5000", scheme: "http", configuration: configuration)
+        #expect(untrusted.clientAddress == "192.0.2.1:5000")
+        configuration.proxyHeaders = false
+        let disabled = ForwardedHeaders.apply(to: request(fields), clientAddress: "127.0.0.1:5000", scheme: "https", configuration: configuration)
+        #expect(disabled.clientAddress == "127.0.0.1:5000" && disabled.request.scheme == "https")
+    }
+}
