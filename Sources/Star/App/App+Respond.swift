@@ -40,7 +40,7 @@ extension App {
             let handshake = route.isWebSocket ? webSocket.map { WebSocketHandshake(transport: $0, request: request) } : nil
             let context = RequestContext(
                 app: self, request: request, route: route, pathParameters: parameters,
-                requestID: nextRequestID(), webSocket: handshake
+                requestID: request.id ?? makeRequestID(), webSocket: handshake
             )
             let outcome = route.standalone ? await runStandalone(context) : await runWithHooks(context)
             guard let handshake else { return outcome.response }

@@ -100,7 +100,8 @@ public final class App: Sendable {
         loggerBox.withLock { $0.logLevel = level }
     }
 
-    func nextRequestID() -> String {
+    /// A new request id: short, unique within this app's life.
+    public func makeRequestID() -> String {
         let number = requestCounter.add(1, ordering: .relaxed).newValue
         return String(number, radix: 16)
     }

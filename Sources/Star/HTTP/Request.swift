@@ -14,6 +14,9 @@ public struct Request: Sendable {
     public var clientAddress: String?
     /// The path prefix a proxy mounts the app under (`--root-path`), already removed from ``path``.
     public var rootPath: String
+    /// The id in every log line about this request; the transport may set it (to log with the
+    /// same id), otherwise the app assigns one.
+    public var id: String?
 
     /// Creates a request from its parts.
     public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil, rootPath: String = "") {

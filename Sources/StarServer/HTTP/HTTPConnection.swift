@@ -43,8 +43,14 @@ struct HTTPConnection: Sendable {
     ///
     /// - Parameter overLimit: The server is past `--limit-concurrency`: answer 503 and close.
     func run(app: App, configuration: ServerConfiguration, overLimit: Bool = false) async {
-        for await received in requests {
+        for await incoming in requests {
             shutdown.state.withLock { $0.busy = true }
+            let requestID = app.makeRequestID()
+            var request = incoming
+            request.request.id = requestID
+            let received = request
+            var logger = app.logger
+            logger[metadataKey: "request-id"] = "\(requestID)"
             let start = ContinuousClock.now
             var response: Response
             if overLimit {
@@ -58,7 +64,7 @@ struct HTTPConnection: Sendable {
                     shutdown.state.withLock { $0.session = webSocket }
                     guard let answer = await app.respond(to: received.request, webSocket: webSocket) else {
                         // Accepted, served and closed: the connection belonged to the WebSocket.
-                        if configuration.accessLog { logSession(app.logger, received, webSocket, since: start) }
+                        if configuration.accessLog { logSession(logger, received, webSocket, since: start) }
                         break
                     }
                     response = answer
@@ -79,7 +85,7 @@ struct HTTPConnection: Sendable {
                                     headOnly: received.request.method == .head)
             }
             if configuration.accessLog {
-                logAccess(app.logger, received, response.status, since: start)
+                logAccess(logger, received, response.status, since: start)
             }
             if !keepAlive { break }
         }
