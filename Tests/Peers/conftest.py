@@ -122,26 +122,70 @@ def _wait_for_port(proc, port, timeout):
     return False
 
 
-def _start(name, attempts=3, timeout=20.0, env=None):
+def _wait_for_unix_socket(proc, path, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(path)
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def binary_path(name):
+    """The server binary `name`; a missing one fails (CI) or skips the test."""
     binary = BIN_DIR / name
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         missing("server binary %s is missing (build it with `swift build`)" % binary)
+    return binary
+
+
+def _start(name, attempts=3, timeout=20.0, env=None, args=(), quiet=True, port_via="arg", uds=None):
+    """Starts `name` and waits until it accepts connections.
+
+    The command line is `--host 127.0.0.1`, then `--port N` on a fresh free port (port_via="arg";
+    with port_via="env" the port goes in STAR_PORT instead), then `--log-level warning
+    --no-access-log` when `quiet`, then `args`. With `uds`, the server is given `--uds PATH`
+    instead of a port, and readiness is a connection to that socket.
+    """
+    binary = binary_path(name)
     last = ""
     for _ in range(attempts):
         port = free_port()
+        command = [str(binary), "--host", HOST]
+        extra_env = dict(env or {})
+        if uds is not None:
+            command += ["--uds", uds]
+        elif port_via == "arg":
+            command += ["--port", str(port)]
+        elif port_via == "env":
+            extra_env["STAR_PORT"] = str(port)
+        else:
+            raise ValueError("port_via must be 'arg' or 'env', not %r" % (port_via,))
+        if quiet:
+            command += ["--log-level", "warning", "--no-access-log"]
+        command += [str(a) for a in args]
         log = tempfile.NamedTemporaryFile(prefix="star-%s-" % name, suffix=".log", delete=False)
         proc = subprocess.Popen(
-            [str(binary), "--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-            env=dict(os.environ, **(env or {})),
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env=dict(os.environ, **extra_env),
         )
         log.close()
-        server = StarServer(name, proc, port, log.name)
-        if _wait_for_port(proc, port, timeout):
+        server = StarServer(name, proc, None if uds is not None else port, log.name)
+        server.command, server.uds = command, uds
+        ready = (_wait_for_unix_socket(proc, uds, timeout) if uds is not None
+                 else _wait_for_port(proc, port, timeout))
+        if ready:
             return server
         _stop(server)
         last = "exit status %s; log:\n%s" % (proc.returncode, server.log_tail())
-    pytest.fail("%s did not start listening on 127.0.0.1 (%d attempts): %s" % (name, attempts, last), pytrace=False)
+    pytest.fail("%s did not start listening (%d attempts, %s): %s" % (name, attempts, " ".join(command), last),
+                pytrace=False)
 
 
 def _stop(server):
@@ -185,3 +229,26 @@ echo_server = _server_fixture("echo")
 ws_test_server = _server_fixture("ws-test-server")
 # The same server without keepalive pings, for clients that deliberately never read.
 ws_test_server_no_keepalive = _server_fixture("ws-test-server", env={"STAR_TEST_KEEPALIVE": "off"})
+
+
+@pytest.fixture
+def start_server():
+    """A function-scoped starter: `start_server(name, args=[...], env={...}, quiet=True,
+    port_via="arg"|"env", uds=None)` runs a binary with extra options (see `_start`) and
+    returns its StarServer. Every server it started is stopped (SIGTERM, then SIGKILL) at the
+    end of the test, and its log file removed; a test that stops a server itself may do so.
+    """
+    servers = []
+
+    def start(name, **kwargs):
+        server = _start(name, attempts=kwargs.pop("attempts", 3), **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        _stop(server)
+        try:
+            os.unlink(server.log_path)
+        except OSError:
+            pass

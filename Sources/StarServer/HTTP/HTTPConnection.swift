@@ -42,7 +42,7 @@ struct HTTPConnection: Sendable {
     /// Answers requests until the peer closes, a response closes the connection, or the task is cancelled.
     ///
     /// - Parameter overLimit: The server is past `--limit-concurrency`: answer 503 and close.
-    func run(app: App, configuration: ServerConfiguration, overLimit: Bool = false) async {
+    func run(app: App, configuration: ServerConfiguration, metrics: ServerMetrics, overLimit: Bool = false) async {
         for await incoming in requests {
             shutdown.state.withLock { $0.busy = true }
             let requestID = app.makeRequestID()
@@ -60,14 +60,17 @@ struct HTTPConnection: Sendable {
                     response = refusal
                 } else {
                     let webSocket = WebSocketSession(channel: channel, defaultOptions: configuration.webSocket,
-                                                     upgrade: upgrader(for: received.head))
+                                                     metrics: metrics, upgrade: upgrader(for: received.head))
                     shutdown.state.withLock { $0.session = webSocket }
                     guard let answer = await app.respond(to: received.request, webSocket: webSocket) else {
                         // Accepted, served and closed: the connection belonged to the WebSocket.
+                        metrics.handshake(accepted: true)
+                        metrics.closed(code: webSocket.statistics.closeCode)
                         if configuration.accessLog { logSession(logger, received, webSocket, since: start) }
                         break
                     }
                     response = answer
+                    metrics.handshake(accepted: false)
                 }
             } else {
                 response = await app.respond(to: received.request) ?? Response(status: .internalServerError)
@@ -84,6 +87,7 @@ struct HTTPConnection: Sendable {
                 handler.value.write(finalResponse, version: received.version, keepAlive: keepAlive,
                                     headOnly: received.request.method == .head)
             }
+            metrics.requestAnswered(status: response.status.code, duration: ContinuousClock.now - start)
             if configuration.accessLog {
                 logAccess(logger, received, response.status, since: start)
             }

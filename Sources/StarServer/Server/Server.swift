@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPTypes
 import Logging
 public import NIOCore
@@ -91,16 +92,21 @@ public struct Server: Service, Sendable {
         app.logger.info("Star serving on \(place) (press Ctrl-C to quit)")
         let listeningChannel = listener.channel
         let open = OpenConnections()
+        let metrics = ServerMetrics(factory: configuration.metricsFactory)
         try await listener.executeThenClose { connections in
             try await withThrowingDiscardingTaskGroup { group in
                 try await withGracefulShutdownHandler {
                     for try await connection in connections {
                         let count = open.count.add(1, ordering: .relaxed).newValue
                         let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
+                        metrics.openConnections.increment()
                         group.addTask {
-                            defer { open.count.subtract(1, ordering: .relaxed) }
+                            defer {
+                                open.count.subtract(1, ordering: .relaxed)
+                                metrics.openConnections.decrement()
+                            }
                             await withGracefulShutdownHandler {
-                                await connection.run(app: app, configuration: configuration, overLimit: overLimit)
+                                await connection.run(app: app, configuration: configuration, metrics: metrics, overLimit: overLimit)
                             } onGracefulShutdown: {
                                 connection.beginShutdown()
                             }

@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Logging
 public import Star
 
@@ -36,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     public var rootPath: String = ""
     /// Event-loop threads; `nil` uses the CPUs this process may run on (affinity and cgroup quota).
     public var threads: Int?
+    /// Where the server's metrics go; by default the factory bootstrapped in `MetricsSystem`.
+    public var metricsFactory: any MetricsFactory = MetricsSystem.factory
 
     /// Creates a configuration with Uvicorn's defaults.
     public init() {}

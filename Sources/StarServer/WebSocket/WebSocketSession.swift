@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPTypes
 import NIOCore
 import NIOWebSocket
@@ -39,14 +40,16 @@ final class WebSocketSession: WebSocketTransport {
 
     let channel: any Channel
     let defaultOptions: WebSocketOptions
+    private let metrics: ServerMetrics?
     private let upgrade: @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     private let state = Mutex(State())
 
     /// Creates a session whose `accept` runs `upgrade` (which switches the channel's pipeline).
-    init(channel: any Channel, defaultOptions: WebSocketOptions = WebSocketOptions(),
+    init(channel: any Channel, defaultOptions: WebSocketOptions = WebSocketOptions(), metrics: ServerMetrics? = nil,
          upgrade: @escaping @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void) {
         self.channel = channel
         self.defaultOptions = defaultOptions
+        self.metrics = metrics
         self.upgrade = upgrade
     }
 
@@ -116,6 +119,10 @@ final class WebSocketSession: WebSocketTransport {
                 if let immediate { continuation.resume(with: immediate) }
             }
         }
+        if let metrics {
+            metrics.messagesOut.increment()
+            metrics.bytesOut.increment(by: ServerMetrics.size(of: message))
+        }
         let frame: WebSocketFrame
         switch message {
         case .text(let text):
@@ -154,6 +161,10 @@ final class WebSocketSession: WebSocketTransport {
     /// Hands a received message to a waiting receiver or queues it; returns whether the queue is
     /// full, so that the handler stops reading.
     func deliver(_ message: WebSocketMessage) -> Bool {
+        if let metrics {
+            metrics.messagesIn.increment()
+            metrics.bytesIn.increment(by: ServerMetrics.size(of: message))
+        }
         let (receiver, full): (CheckedContinuation<WebSocketMessage, any Error>?, Bool) = state.withLock { state in
             state.received += 1
             if let receiver = state.receivers.popFirst() { return (receiver, false) }
