@@ -5,6 +5,9 @@ Each server binary is started once per test module (a module-scoped fixture), on
 the fixture waits until the port accepts connections and kills the process at the
 end. A server that died on its own during the module fails the module's teardown.
 
+The function-scoped `start_server` fixture starts a binary with extra options or
+STAR_* variables for one test (test_server_options.py) and stops it afterwards.
+
 Binaries come from $STAR_BIN_DIR (default: <repo>/.build/debug). A missing binary
 fails the tests when CI=true (and skips them otherwise, for a developer who built
 only part of the package).
@@ -89,12 +92,14 @@ def _hard_deadline(request):
 class StarServer:
     """One running server binary."""
 
-    def __init__(self, name, proc, port, log_path):
+    def __init__(self, name, proc, port, log_path, command=None, uds=None):
         self.name = name
         self.proc = proc
-        self.port = port
+        self.port = port  # None when the server listens on a Unix domain socket (`uds`)
         self.host = HOST
         self.log_path = log_path
+        self.command = command
+        self.uds = uds
 
     def ws(self, path):
         return "ws://%s:%d%s" % (self.host, self.port, path)
@@ -176,8 +181,7 @@ def _start(name, attempts=3, timeout=20.0, env=None, args=(), quiet=True, port_v
             env=dict(os.environ, **extra_env),
         )
         log.close()
-        server = StarServer(name, proc, None if uds is not None else port, log.name)
-        server.command, server.uds = command, uds
+        server = StarServer(name, proc, None if uds is not None else port, log.name, command=command, uds=uds)
         ready = (_wait_for_unix_socket(proc, uds, timeout) if uds is not None
                  else _wait_for_port(proc, port, timeout))
         if ready:

@@ -10,9 +10,9 @@ extension App {
     public func main(arguments: [String] = Array(CommandLine.arguments.dropFirst())) async throws {
         let options = ServerOptions.parseOrExit2(arguments)
         setLogLevel(options.logLevel)
-        if options.reload {
-            logger.critical("--reload is not supported by this version of Star")
-            Foundation.exit(2)
+        if options.reload && ProcessInfo.processInfo.environment["STAR_RELOAD_CHILD"] == nil {
+            try await superviseWithReload(options: options, arguments: arguments)
+            return
         }
         do {
             try validate()
@@ -26,5 +26,31 @@ extension App {
         configuration.maximumGracefulShutdownDuration = options.configuration.gracefulShutdownTimeout
         try await ServiceGroup(configuration: configuration).run()
         logger.info("Star stopped")
+    }
+
+    /// Runs `--reload`: this process watches and rebuilds; a child process of the same executable
+    /// serves. `STAR_RELOAD_BUILD_COMMAND` replaces `swift build` (tests use a fake one).
+    private func superviseWithReload(options: ServerOptions, arguments: [String]) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let build = environment["STAR_RELOAD_BUILD_COMMAND"].map { ["/bin/sh", "-c", $0] } ?? ["swift", "build"]
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        let supervisor = ReloadSupervisor(
+            watcher: SourceWatcher(folders: options.reloadDir.isEmpty ? ["Sources"] : options.reloadDir),
+            build: build, serve: [executable] + arguments, serveEnvironment: ["STAR_RELOAD_CHILD": "1"],
+            interval: .milliseconds(500), logger: logger
+        )
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: ReloadService(supervisor: supervisor))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The reload supervisor as a service, so that SIGTERM/SIGINT stop it and its child.
+private struct ReloadService: Service {
+    let supervisor: ReloadSupervisor
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await supervisor.run() }
     }
 }
