@@ -12,6 +12,8 @@ Servers (started per test with conftest's `start_server`, or the module-scoped
                   text prefixed with the room); its WebSocketComponent() has no overrides, so
                   --ws-max-size and --ws-ping-* from the command line take effect there
 
+The raw-socket, RawWebSocket and `websockets` helpers are those of test_websocket_server.py.
+
 Every test is bounded: socket and asyncio timeouts, plus the per-test SIGALRM deadline of
 conftest.py. The longest is the slow-loris test (the header-read timeout is 10 s and has no
 command-line option: ServerConfiguration.headerReadTimeout).
@@ -33,15 +35,13 @@ import ssl
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import HOST, ROOT, binary_path, free_port
 from test_websocket_server import (
-    OP_CLOSE, OP_PING, OP_TEXT, RawWebSocket, client, close_code, expect_server_close, get, read_head, run,
+    OP_PING, OP_TEXT, RawWebSocket, client, close_code, expect_server_close, read_head, run,
 )
 
 OPTIONS_SOURCE = ROOT / "Sources" / "StarServer" / "CLI" / "ServerOptions.swift"
@@ -311,7 +311,7 @@ def test_slow_loris_head_is_cut_off_by_the_header_read_timeout(ws_test_server):
                     closed_at = time.monotonic() - start
                     break
                 received += chunk
-            if sent in (4, 12) :  # meanwhile, another client is served at ~2 s and ~6 s
+            if sent in (4, 12):  # meanwhile, another client is served at ~2 s and ~6 s
                 response = request(ws_test_server.port)
                 served.append((round(time.monotonic() - start, 2), response.status))
     print("slow client dropped after %s s (%d bytes sent, %r received); others served: %r" % (
@@ -366,17 +366,29 @@ def poll_until_served(port, timeout=3.0):
         time.sleep(0.1)
 
 
+def hold_keep_alive_connection(port, timeout=3.0):
+    """A connection that got a 200 and stays open (idle keep-alive). Retries on 503: a connection
+    closed just before (conftest's readiness probe) may still be counted for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.create_connection((HOST, port), timeout=5)
+        sock.sendall(("GET /info HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (HOST, port)).encode())
+        status, _, headers, rest = read_head(sock)
+        read_body(sock, headers, rest)
+        if status == 200:
+            return sock
+        sock.close()
+        if status != 503 or time.monotonic() > deadline:
+            pytest.fail("could not open a connection to hold: HTTP %d %r" % (status, headers))
+        time.sleep(0.1)
+
+
 def test_limit_concurrency_with_idle_keep_alive_connections(start_server):
     server = start_server("ws-test-server", args=["--limit-concurrency", "2"])
     held = []
     try:
         for _ in range(2):
-            sock = socket.create_connection((HOST, server.port), timeout=5)
-            held.append(sock)
-            sock.sendall(("GET /info HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (HOST, server.port)).encode())
-            status, _, headers, rest = read_head(sock)
-            assert status == 200, headers
-            read_body(sock, headers, rest)
+            held.append(hold_keep_alive_connection(server.port))
         third = request(server.port)
         assert third.status == 503, third
         assert third.headers.get("connection", "").lower() == "close", third
@@ -392,9 +404,20 @@ def test_limit_concurrency_with_idle_keep_alive_connections(start_server):
 def test_limit_concurrency_with_open_websockets(start_server):
     server = start_server("ws-test-server", args=["--limit-concurrency", "2"])
 
+    async def hold():
+        """An open WebSocket; retries on 503 as hold_keep_alive_connection does."""
+        deadline = time.monotonic() + 3
+        while True:
+            try:
+                return await client(server.ws("/idle"))
+            except InvalidStatus as error:
+                if error.response.status_code != 503 or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
     async def main():
-        first = await client(server.ws("/idle"))
-        second = await client(server.ws("/idle"))
+        first = await hold()
+        second = await hold()
         try:
             third = await asyncio.get_running_loop().run_in_executor(None, request, server.port)
             assert third.status == 503, third
@@ -531,8 +554,8 @@ def tls_files(tmp_path_factory):
 
 
 def trusting(ca_file):
-    context = ssl.create_default_context(cafile=str(ca_file))
-    return context
+    """A client context that verifies the server against `ca_file` only."""
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 def https_info(port, context, path="/info"):

@@ -16,15 +16,16 @@ extension App {
         }
         do {
             try validate()
+            let server = Server(app: self, configuration: options.configuration)
+            var configuration = ServiceGroupConfiguration(
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration.maximumGracefulShutdownDuration = options.configuration.gracefulShutdownTimeout
+            try await ServiceGroup(configuration: configuration).run()
         } catch {
+            // A startup failure (routes, a port in use, unreadable TLS files) is one line and exit 1, as in Uvicorn.
             logger.critical("cannot start: \(error)")
-            throw error
+            Foundation.exit(1)
         }
-        let server = Server(app: self, configuration: options.configuration)
-        var configuration = ServiceGroupConfiguration(
-            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        configuration.maximumGracefulShutdownDuration = options.configuration.gracefulShutdownTimeout
-        try await ServiceGroup(configuration: configuration).run()
         logger.info("Star stopped")
     }
 

@@ -169,8 +169,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let context else { return }
         responding = false
         let keepAlive = keepAlive && !closeAfterResponse
-        write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
+        // The timer starts before the write: writing the end lets the pipelining handler pass on a
+        // request that is already waiting, whose head then cancels the timer.
         if keepAlive { awaitHead(within: configuration.keepAliveTimeout, context: context) }
+        write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
     }
 
     private func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {
