@@ -54,7 +54,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     public var state: State {
         if closedState.withLock({ $0 }) { return .closed }
         switch handshake.current {
-        case .pending: return .connecting
+        case .pending, .accepting: return .connecting
         case .denied: return .denied
         case .accepted: return .connected
         }
@@ -112,7 +112,12 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     /// after the session closed.
     public func send(_ message: WebSocketMessage) async throws {
         try requireConnected()
-        try await handshake.transport.send(message)
+        do {
+            try await handshake.transport.send(message)
+        } catch let disconnect as WebSocketDisconnect {
+            closedState.withLock { $0 = true }
+            throw disconnect
+        }
     }
 
     /// Sends a text message.

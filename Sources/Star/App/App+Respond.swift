@@ -115,7 +115,7 @@ extension App {
     /// handler's `HTTPError`, or 403.
     private func finish(_ handshake: WebSocketHandshake, outcome: Outcome) async -> Response? {
         switch handshake.current {
-        case .accepted:
+        case .accepted, .accepting:
             let failed = outcome.error.map { !($0 is WebSocketDisconnect) } ?? false
             await handshake.transport.close(code: failed ? .internalServerError : .normalClosure, reason: "")
             return nil

@@ -8,6 +8,8 @@ public final class WebSocketHandshake: Sendable {
     public enum State: Sendable {
         /// Neither accepted nor denied yet.
         case pending
+        /// `connect()` is switching the connection to WebSocket; messages cannot flow yet.
+        case accepting
         /// A denial response was chosen; it is sent when the handler finishes.
         case denied(Response)
         /// `101` was sent: no HTTP response will follow.
@@ -43,11 +45,17 @@ public final class WebSocketHandshake: Sendable {
         }
         try state.withLock { state in
             guard case .pending = state else { throw WebSocketHandshakeError("the handshake was already \(state.word)") }
-            state = .accepted
+            state = .accepting
         }
         var fields = headers
         if let subprotocol { fields[.secWebSocketProtocol] = subprotocol }
-        try await transport.accept(headers: fields, options: options)
+        do {
+            try await transport.accept(headers: fields, options: options)
+        } catch {
+            state.withLock { $0 = .pending }
+            throw error
+        }
+        state.withLock { $0 = .accepted }
     }
 
     /// Chooses the response that denies the handshake; throws if it was already accepted.
@@ -63,6 +71,7 @@ extension WebSocketHandshake.State {
     fileprivate var word: String {
         switch self {
         case .pending: "pending"
+        case .accepting: "being accepted"
         case .denied: "denied"
         case .accepted: "accepted"
         }

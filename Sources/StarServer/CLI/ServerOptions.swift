@@ -88,12 +88,12 @@ public struct ServerOptions: ParsableArguments {
 
     public mutating func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
-        guard wsMaxSize > 0 else { throw ValidationError("--ws-max-size must be positive") }
+        guard (1...(1 << 30)).contains(wsMaxSize) else { throw ValidationError("--ws-max-size must be between 1 and 1 GiB") }
         guard wsMaxQueue > 0 else { throw ValidationError("--ws-max-queue must be positive") }
         for (name, value) in [("--ws-ping-interval", wsPingInterval), ("--ws-ping-timeout", wsPingTimeout),
                               ("--timeout-keep-alive", timeoutKeepAlive), ("--timeout-graceful-shutdown", timeoutGracefulShutdown)]
-        where !(value >= 0 && value.isFinite) {
-            throw ValidationError("\(name) must be a number of seconds, 0 or more")
+        where !(value >= 0 && value <= 1_000_000) {
+            throw ValidationError("\(name) must be a number of seconds between 0 and 1000000")
         }
         if let limitConcurrency, limitConcurrency < 1 { throw ValidationError("--limit-concurrency must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }

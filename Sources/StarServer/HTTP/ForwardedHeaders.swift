@@ -15,7 +15,7 @@ enum ForwardedHeaders {
         var client = clientAddress
         if let forwarded = request.headerFields[HTTPField.Name("Forwarded")!], let element = forwarded.split(separator: ",").last {
             for pair in element.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: " \"") }
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmed(of: " \"") }
                 guard parts.count == 2 else { continue }
                 switch parts[0].lowercased() {
                 case "for": client = parts[1]
@@ -27,10 +27,10 @@ enum ForwardedHeaders {
             if let list = request.headerFields[HTTPField.Name("X-Forwarded-For")!],
                 let nearest = list.split(separator: ",").last
             {
-                client = nearest.trimmingCharacters(in: " ")
+                client = nearest.trimmed(of: " ")
             }
             if let proto = request.headerFields[HTTPField.Name("X-Forwarded-Proto")!] {
-                request.scheme = proto.split(separator: ",").last.map { $0.trimmingCharacters(in: " ").lowercased() }
+                request.scheme = proto.split(separator: ",").last.map { $0.trimmed(of: " ").lowercased() }
             }
         }
         return (request, client)
@@ -42,14 +42,5 @@ enum ForwardedHeaders {
         let host = address.hasPrefix("[") ? String(address.dropFirst().prefix { $0 != "]" })
             : String(address.split(separator: ":").dropLast().joined(separator: ":"))
         return allowed.contains(host) || allowed.contains(address)
-    }
-}
-
-extension StringProtocol {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var text = Substring(self)
-        while let first = text.first, set.contains(first) { text.removeFirst() }
-        while let last = text.last, set.contains(last) { text.removeLast() }
-        return String(text)
     }
 }

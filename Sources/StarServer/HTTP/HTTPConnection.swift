@@ -81,13 +81,14 @@ struct HTTPConnection: Sendable {
                 return state.shuttingDown
             }
             let keepAlive = received.keepAlive && !received.wantsWebSocket && !stopping && !overLimit && !Task.isCancelled
+            // Counted before the write, so that a client that saw the response also sees the metric.
+            metrics.requestAnswered(status: response.status.code, duration: ContinuousClock.now - start)
             let handler = self.handler
             let finalResponse = response
             channel.eventLoop.execute {
                 handler.value.write(finalResponse, version: received.version, keepAlive: keepAlive,
                                     headOnly: received.request.method == .head)
             }
-            metrics.requestAnswered(status: response.status.code, duration: ContinuousClock.now - start)
             if configuration.accessLog {
                 logAccess(logger, received, response.status, since: start)
             }
@@ -124,8 +125,12 @@ struct HTTPConnection: Sendable {
                     // NIO returns only the protocol's own fields; the handler's (subprotocol, extras) go after them.
                     var headers = protocolHeaders
                     headers.add(contentsOf: HTTPHeaders(fields))
+                    let agreement = options.perMessageDeflate
+                        ? PerMessageDeflate.negotiate(head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)) : nil
+                    if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
                     handler.value.writeSwitchingProtocols(headers)
-                    try Self.switchToWebSocket(channel, session: session, options: options)
+                    try Self.switchToWebSocket(channel, session: session, options: options,
+                                               deflate: agreement.map(PerMessageDeflate.init))
                 }
             }.get()
         }
@@ -140,11 +145,13 @@ struct HTTPConnection: Sendable {
 
     /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
     /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
-    private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions) throws {
+    private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
+                                          deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
-        let handler = WebSocketChannelHandler(session: session, options: options)
+        let handler = WebSocketChannelHandler(session: session, options: options, deflate: deflate)
         try sync.addHandler(WebSocketFrameEncoder())
-        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: options.maxMessageSize)))
+        // NIO's decoder takes frames up to UInt32.max; a component may ask for more than that.
+        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
         try sync.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let high = max(options.writeBufferHighWater, 2)

@@ -130,6 +130,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        // llhttp stops parsing after any request it takes for an upgrade (Upgrade plus
+        // `Connection: upgrade`, or CONNECT): such a connection cannot carry another request.
+        let parserStopped = head.method == .CONNECT
+            || (!head.headers["upgrade"].isEmpty && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" })
         var forwarded = ForwardedHeaders.apply(to: request, clientAddress: clientAddress, scheme: scheme,
                                                configuration: configuration)
         if upgrade { forwarded.request.scheme = forwarded.request.scheme == "https" ? "wss" : "ws" }
@@ -143,7 +147,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         requests.yield(ReceivedRequest(
             request: Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
                              rootPath: configuration.rootPath), head: head,
-            version: head.version, keepAlive: head.isKeepAlive, wantsWebSocket: upgrade
+            version: head.version, keepAlive: head.isKeepAlive && !parserStopped, wantsWebSocket: upgrade
         ))
     }
 

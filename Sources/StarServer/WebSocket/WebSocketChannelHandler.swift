@@ -22,10 +22,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var closeTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
 
-    init(session: WebSocketSession, options: WebSocketOptions) {
+    private let deflate: PerMessageDeflate?
+
+    init(session: WebSocketSession, options: WebSocketOptions, deflate: PerMessageDeflate? = nil) {
         self.session = session
         self.options = options
-        self.machine = WebSocketStateMachine(maxMessageSize: options.maxMessageSize)
+        self.deflate = deflate
+        self.machine = WebSocketStateMachine(maxMessageSize: options.maxMessageSize, deflate: deflate)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -51,6 +54,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is NIOWebSocketError else {
+            // The connection failed (reset, unclean TLS shutdown): the session ends with 1006.
+            machine.connectionLost()
+            session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+            context.close(promise: nil)
+            return
+        }
         perform(machine.decodingFailed(error), context: context)
     }
 
@@ -93,6 +103,17 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         guard machine.state == .open else {
             promise?.fail(WebSocketDisconnect(code: .normalClosure, reason: "session closed"))
             return
+        }
+        if let deflate {
+            var frame = unwrapOutboundIn(data)
+            if frame.opcode == .text || frame.opcode == .binary,
+                let compressed = deflate.deflate(frame.data, allocator: context.channel.allocator)
+            {
+                frame.data = compressed
+                frame.rsv1 = true
+                context.write(wrapOutboundOut(frame), promise: promise)
+                return
+            }
         }
         context.write(data, promise: promise)
     }
@@ -139,6 +160,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         if thenCloseSocket {
             let channel = context.channel
             written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            // A peer that does not read would keep the close frame (and the socket) waiting forever.
+            closeTimeout?.cancel()
+            closeTimeout = context.eventLoop.scheduleTask(in: TimeAmount(options.closeTimeout)) { channel.close(promise: nil) }
         }
     }
 
@@ -170,12 +194,5 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         pingTask?.cancel()
         pingTimeout?.cancel()
         closeTimeout?.cancel()
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

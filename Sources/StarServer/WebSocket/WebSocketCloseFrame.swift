@@ -22,6 +22,8 @@ enum WebSocketCloseFrame {
     /// A close payload: the code (omitted for 1005) and the reason cut to fit 125 bytes.
     static func payload(code: WebSocketCloseCode, reason: String, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard code != .noStatusReceived else { return allocator.buffer(capacity: 0) }
+        // Codes that must never be sent (1005, 1006, 1015, unassigned ones) become 1000.
+        let code = code.isValidOnWire ? code : .normalClosure
         var buffer = allocator.buffer(capacity: 2 + reason.utf8.count)
         buffer.writeInteger(code.rawValue)
         var utf8 = Array(reason.utf8.prefix(123))

@@ -13,15 +13,28 @@ struct WebSocketMessageAssembler {
     private enum Kind { case text, binary }
 
     let maxMessageSize: Int
+    /// The negotiated permessage-deflate, if any.
+    let deflate: PerMessageDeflate?
     private var kind: Kind?
+    /// Whether the message in progress is compressed (its first frame had RSV1).
+    private var compressed = false
     private var buffer = ByteBuffer()
-    /// Bytes of `buffer` already known to be valid UTF-8 (text only).
+    /// Bytes of `buffer` already known to be valid UTF-8 (uncompressed text only).
     private var validatedUpTo = 0
 
-    init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+    init(maxMessageSize: Int, deflate: PerMessageDeflate? = nil) {
+        self.maxMessageSize = maxMessageSize
+        self.deflate = deflate
+    }
 
     /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
-    mutating func append(text isText: Bool?, fin: Bool, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
+    /// `compressed` is the frame's RSV1, allowed only on a message's first frame with deflate negotiated.
+    mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
+        if rsv1 {
+            guard deflate != nil, isText != nil else {
+                throw Failure(code: .protocolError, reason: "RSV1 set without permessage-deflate or on a continuation")
+            }
+        }
         switch (isText, kind) {
         case (nil, nil):
             throw Failure(code: .protocolError, reason: "continuation frame without a message")
@@ -30,15 +43,21 @@ struct WebSocketMessageAssembler {
         case (.some(let text), nil):
             guard data.readableBytes <= maxMessageSize else { throw tooBig() }
             if fin {  // the common case: one frame, one message, no copy
-                return try Self.message(text: text, data)
+                return try Self.message(text: text, rsv1 ? inflate(data) : data)
             }
             kind = text ? .text : .binary
+            compressed = rsv1
             buffer = data
             validatedUpTo = 0
         case (nil, .some):
             guard buffer.readableBytes + data.readableBytes <= maxMessageSize else { throw tooBig() }
             var data = data
             buffer.writeBuffer(&data)
+        }
+        if compressed {
+            guard fin else { return nil }
+            defer { kind = nil; compressed = false; buffer = ByteBuffer() }
+            return try Self.message(text: kind == .text, inflate(buffer))
         }
         if kind == .text { try validatePrefix(final: fin) }
         guard fin else { return nil }
@@ -47,6 +66,11 @@ struct WebSocketMessageAssembler {
         case .text: return .text(String(buffer: buffer))
         default: return .binary(buffer)
         }
+    }
+
+    private func inflate(_ data: ByteBuffer) throws(Failure) -> ByteBuffer {
+        // `append` checked that deflate was negotiated before a compressed message gets here.
+        try deflate!.inflate(data, limit: maxMessageSize, allocator: ByteBufferAllocator())
     }
 
     private func tooBig() -> Failure {

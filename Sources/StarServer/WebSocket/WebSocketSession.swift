@@ -14,7 +14,7 @@ import Synchronization
 final class WebSocketSession: WebSocketTransport {
     private struct State {
         var messages = CircularBuffer<WebSocketMessage>()
-        var receivers = CircularBuffer<CheckedContinuation<WebSocketMessage, any Error>>()
+        var receivers = CircularBuffer<CheckedContinuation<Result<WebSocketMessage, any Error>, Never>>()
         var writers: [CheckedContinuation<Void, any Error>] = []
         var writable = true
         var readingPaused = false
@@ -24,6 +24,8 @@ final class WebSocketSession: WebSocketTransport {
         var handler: NIOLoopBound<WebSocketChannelHandler>?
         var received = 0
         var sent = 0
+        /// Graceful shutdown began before the pipeline switched: close with 1001 once it has.
+        var shuttingDown = false
     }
 
     /// Counts for the access log: messages each way and the close code.
@@ -61,45 +63,45 @@ final class WebSocketSession: WebSocketTransport {
     }
 
     func receive() async throws -> WebSocketMessage {
-        enum Next { case message(WebSocketMessage, resume: NIOLoopBound<WebSocketChannelHandler>?), end(WebSocketDisconnect), wait }
-        let next: Next = state.withLock { state in
-            if let message = state.messages.popFirst() {
-                var resume: NIOLoopBound<WebSocketChannelHandler>?
-                if state.readingPaused, state.messages.count < state.maxQueue {
-                    state.readingPaused = false
-                    resume = state.handler
+        // Fast path: a message is already queued.
+        let queued: Result<WebSocketMessage, any Error>? = state.withLock { Self.take(&$0) }
+        if let queued { return try resumeReadingIfNeeded(after: queued) }
+        let taken: Result<WebSocketMessage, any Error> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<WebSocketMessage, any Error>, Never>) in
+                let immediate: Result<WebSocketMessage, any Error>? = state.withLock { state in
+                    if let taken = Self.take(&state) { return taken }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.receivers.append(continuation)
+                    return nil
                 }
-                return .message(message, resume: resume)
+                if let immediate { continuation.resume(returning: immediate) }
             }
-            if let end = state.end { return .end(end) }
-            return .wait
-        }
-        switch next {
-        case .message(let message, let resume):
-            if let resume { channel.eventLoop.execute { resume.value.resumeReading() } }
-            return message
-        case .end(let end):
-            throw end
-        case .wait:
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    let immediate: Result<WebSocketMessage, any Error>? = state.withLock { state in
-                        if let message = state.messages.popFirst() { return .success(message) }
-                        if let end = state.end { return .failure(end) }
-                        if Task.isCancelled { return .failure(CancellationError()) }
-                        state.receivers.append(continuation)
-                        return nil
-                    }
-                    if let immediate { continuation.resume(with: immediate) }
-                }
-            } onCancel: {
-                let receivers = state.withLock { state in
-                    defer { state.receivers.removeAll() }
-                    return state.receivers
-                }
-                for receiver in receivers { receiver.resume(throwing: CancellationError()) }
+        } onCancel: {
+            let receivers = state.withLock { state in
+                defer { state.receivers.removeAll() }
+                return state.receivers
             }
+            for receiver in receivers { receiver.resume(returning: .failure(CancellationError())) }
         }
+        return try resumeReadingIfNeeded(after: taken)
+    }
+
+    /// Takes a queued message (or the end) under the lock; `nil` when the caller must wait.
+    private static func take(_ state: inout State) -> Result<WebSocketMessage, any Error>? {
+        if let message = state.messages.popFirst() { return .success(message) }
+        if let end = state.end { return .failure(end) }
+        return nil
+    }
+
+    /// After a message was taken: if reading was paused and the queue has room again, resume it.
+    private func resumeReadingIfNeeded(after taken: Result<WebSocketMessage, any Error>) throws -> WebSocketMessage {
+        let resume: NIOLoopBound<WebSocketChannelHandler>? = state.withLock { state in
+            guard state.readingPaused, state.messages.count < state.maxQueue else { return nil }
+            state.readingPaused = false
+            return state.handler
+        }
+        if let resume { channel.eventLoop.execute { resume.value.resumeReading() } }
+        return try taken.get()
     }
 
     func send(_ message: WebSocketMessage) async throws {
@@ -109,14 +111,23 @@ final class WebSocketSession: WebSocketTransport {
             return state.writable
         }
         if !ready {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = state.withLock { state in
-                    if let end = state.end { return .failure(end) }
-                    if state.writable { return .success(()) }
-                    state.writers.append(continuation)
-                    return nil
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let immediate: Result<Void, any Error>? = state.withLock { state in
+                        if let end = state.end { return .failure(end) }
+                        if state.writable { return .success(()) }
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        state.writers.append(continuation)
+                        return nil
+                    }
+                    if let immediate { continuation.resume(with: immediate) }
                 }
-                if let immediate { continuation.resume(with: immediate) }
+            } onCancel: {
+                let writers = state.withLock { state in
+                    defer { state.writers.removeAll() }
+                    return state.writers
+                }
+                for writer in writers { writer.resume(throwing: CancellationError()) }
             }
         }
         if let metrics {
@@ -145,7 +156,10 @@ final class WebSocketSession: WebSocketTransport {
 
     /// Starts closing with 1001 because the server is going down; does not wait.
     func shutDown() {
-        let handler = state.withLock { $0.handler }
+        let handler = state.withLock { state in
+            state.shuttingDown = true
+            return state.handler
+        }
         if let handler {
             channel.eventLoop.execute { handler.value.initiateClose(code: .goingAway, reason: "server shutting down") }
         }
@@ -155,7 +169,13 @@ final class WebSocketSession: WebSocketTransport {
 
     /// Attaches the channel handler once the pipeline switched to WebSocket frames.
     func attach(_ handler: NIOLoopBound<WebSocketChannelHandler>) {
-        state.withLock { $0.handler = handler }
+        let shuttingDown = state.withLock { state in
+            state.handler = handler
+            return state.shuttingDown
+        }
+        if shuttingDown {
+            channel.eventLoop.execute { handler.value.initiateClose(code: .goingAway, reason: "server shutting down") }
+        }
     }
 
     /// Hands a received message to a waiting receiver or queues it; returns whether the queue is
@@ -165,7 +185,7 @@ final class WebSocketSession: WebSocketTransport {
             metrics.messagesIn.increment()
             metrics.bytesIn.increment(by: ServerMetrics.size(of: message))
         }
-        let (receiver, full): (CheckedContinuation<WebSocketMessage, any Error>?, Bool) = state.withLock { state in
+        let (receiver, full): (CheckedContinuation<Result<WebSocketMessage, any Error>, Never>?, Bool) = state.withLock { state in
             state.received += 1
             if let receiver = state.receivers.popFirst() { return (receiver, false) }
             state.messages.append(message)
@@ -173,20 +193,20 @@ final class WebSocketSession: WebSocketTransport {
             if full { state.readingPaused = true }
             return (nil, full)
         }
-        receiver?.resume(returning: message)
+        receiver?.resume(returning: .success(message))
         return full
     }
 
     /// Ends the session: waiting and later receives (after the queued messages) and all sends throw `end`.
     func finish(_ end: WebSocketDisconnect) {
-        let (receivers, writers): ([CheckedContinuation<WebSocketMessage, any Error>], [CheckedContinuation<Void, any Error>]) =
+        let (receivers, writers): ([CheckedContinuation<Result<WebSocketMessage, any Error>, Never>], [CheckedContinuation<Void, any Error>]) =
             state.withLock { state in
                 guard state.end == nil else { return ([], []) }
                 state.end = end
                 defer { state.receivers.removeAll(); state.writers.removeAll() }
                 return (Array(state.receivers), state.writers)
             }
-        for receiver in receivers { receiver.resume(throwing: end) }
+        for receiver in receivers { receiver.resume(returning: .failure(end)) }
         for writer in writers { writer.resume(throwing: end) }
     }
 

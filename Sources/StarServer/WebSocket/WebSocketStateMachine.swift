@@ -34,24 +34,27 @@ struct WebSocketStateMachine {
     /// A ping we sent that has not been answered, by its payload.
     private(set) var outstandingPing: UInt64?
 
-    init(maxMessageSize: Int) {
-        assembler = WebSocketMessageAssembler(maxMessageSize: maxMessageSize)
+    init(maxMessageSize: Int, deflate: PerMessageDeflate? = nil) {
+        assembler = WebSocketMessageAssembler(maxMessageSize: maxMessageSize, deflate: deflate)
     }
 
     mutating func received(_ frame: WebSocketFrame) -> FrameAction {
         guard state != .closed else { return .none }
         guard frame.maskKey != nil else { return fail(.protocolError, "client frames must be masked") }
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return fail(.protocolError, "reserved bits set without an extension") }
+        guard !frame.rsv2, !frame.rsv3 else { return fail(.protocolError, "reserved bits set without an extension") }
         let data = frame.unmaskedData
         switch frame.opcode {
         case .text, .binary, .continuation:
             let isText: Bool? = frame.opcode == .continuation ? nil : frame.opcode == .text
             do {
-                guard let message = try assembler.append(text: isText, fin: frame.fin, data: data) else { return .none }
+                guard let message = try assembler.append(text: isText, fin: frame.fin, compressed: frame.rsv1, data: data)
+                else { return .none }
                 return state == .open ? .deliver(message) : .none
             } catch {
                 return fail(error.code, error.reason)
             }
+        case _ where frame.rsv1:
+            return fail(.protocolError, "RSV1 set on a control frame")
         case .ping:
             return state == .open ? .sendPong(data) : .none
         case .pong:

@@ -1,0 +1,163 @@
+import CompressNIO
+import NIOCore
+import Star
+
+/// permessage-deflate (RFC 7692): negotiation, and the zlib streams of one session.
+///
+/// Frugal by design (uvicorn #1862: ~4 GB for 5–8k connections): the server compresses with a
+/// 4 KiB window (12 bits) and memLevel 5, and never keeps its compression context between
+/// messages, so an idle connection holds no deflate state; when the client offers
+/// `client_max_window_bits` we ask for 12 bits too, and when it offers `client_no_context_takeover`
+/// we drop the inflate state after each message.
+final class PerMessageDeflate {
+    /// What was agreed in the handshake.
+    struct Agreement: Equatable {
+        /// The window of the client's compressor (what our inflater needs).
+        var clientMaxWindowBits: Int = 15
+        /// The client resets its context per message: we can drop ours between messages.
+        var clientNoContextTakeover = false
+        /// The client asked us not to keep context (we never do; echoed when asked).
+        var serverNoContextTakeover = false
+        /// The window our compressor uses (≤ what the client allowed).
+        var serverMaxWindowBits: Int = PerMessageDeflate.serverWindowBits
+        /// Whether the client asked for `server_max_window_bits` (then the response names it).
+        var serverMaxWindowBitsRequested = false
+        /// Whether the client offered `client_max_window_bits` (then the response may limit it).
+        var clientMaxWindowBitsOffered = false
+
+        /// The `Sec-WebSocket-Extensions` value of the 101 response.
+        var responseHeader: String {
+            var header = "permessage-deflate"
+            if serverNoContextTakeover { header += "; server_no_context_takeover" }
+            if clientNoContextTakeover { header += "; client_no_context_takeover" }
+            if serverMaxWindowBitsRequested { header += "; server_max_window_bits=\(serverMaxWindowBits)" }
+            if clientMaxWindowBitsOffered { header += "; client_max_window_bits=\(clientMaxWindowBits)" }
+            return header
+        }
+    }
+
+    /// The window our compressor uses unless the client asks for less.
+    static let serverWindowBits = 12
+    /// The window we ask the client to use when it lets us choose.
+    static let clientWindowBits = 12
+    /// Messages smaller than this go uncompressed: deflate cannot win much on them.
+    static let minimumSizeToCompress = 256
+
+    /// Picks the first offer in `Sec-WebSocket-Extensions` values that we can honour; `nil` when
+    /// there is none (the session then runs uncompressed).
+    static func negotiate(_ headerValues: [String]) -> Agreement? {
+        let offers = headerValues.flatMap { $0.split(separator: ",") }
+        for offer in offers {
+            var parts = offer.split(separator: ";").map { $0.trimmed(of: " \t") }
+            guard parts.first == "permessage-deflate" else { continue }
+            parts.removeFirst()
+            if let agreement = agreement(for: parts) { return agreement }
+        }
+        return nil
+    }
+
+    private static func agreement(for parameters: [String]) -> Agreement? {
+        var agreement = Agreement()
+        var seen: Set<String> = []
+        for parameter in parameters {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmed(of: " \t\"") }
+            let name = pair[0].lowercased()
+            guard seen.insert(name).inserted else { return nil }  // a repeated parameter declines the offer
+            let value = pair.count == 2 ? pair[1] : nil
+            switch name {
+            case "server_no_context_takeover":
+                guard value == nil else { return nil }
+                agreement.serverNoContextTakeover = true
+            case "client_no_context_takeover":
+                guard value == nil else { return nil }
+                agreement.clientNoContextTakeover = true
+            case "server_max_window_bits":
+                // zlib cannot make a raw deflate stream with an 8-bit window: decline such an offer.
+                guard let value, let bits = Int(value), (9...15).contains(bits) else { return nil }
+                agreement.serverMaxWindowBits = min(bits, serverWindowBits)
+                agreement.serverMaxWindowBitsRequested = true
+            case "client_max_window_bits":
+                var limit = 15
+                if let value {
+                    guard let bits = Int(value), (8...15).contains(bits) else { return nil }
+                    limit = bits
+                }
+                agreement.clientMaxWindowBitsOffered = true
+                agreement.clientMaxWindowBits = min(limit, clientWindowBits)
+            default:
+                return nil
+            }
+        }
+        return agreement
+    }
+
+    let agreement: Agreement
+    private var inflater: ZlibDecompressor?
+
+    init(_ agreement: Agreement) { self.agreement = agreement }
+
+    /// Inflates one message's payload; throws ``WebSocketMessageAssembler/Failure`` with 1009 past
+    /// `limit` bytes (a zip bomb stops there) and 1007 for data that is not deflate.
+    func inflate(_ compressed: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws(WebSocketMessageAssembler.Failure) -> ByteBuffer {
+        var input = compressed
+        input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
+        var output = allocator.buffer(capacity: min(limit + 1, max(1024, compressed.readableBytes * 4)))
+        do {
+            // zlib needs at least a 9-bit window for raw inflate; a larger one reads any smaller stream.
+            let inflater = try self.inflater ?? ZlibDecompressor(algorithm: .deflate, windowSize: Int32(max(9, agreement.clientMaxWindowBits)))
+            self.inflater = inflater
+            while true {
+                do {
+                    try input.decompressStream(to: &output, with: inflater)
+                    if input.readableBytes == 0 { break }
+                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    // fall through to grow the output
+                }
+                guard output.readableBytes <= limit, output.capacity <= limit else {
+                    throw WebSocketMessageAssembler.Failure(code: .messageTooBig, reason: "message larger than \(limit) bytes once inflated")
+                }
+                output.reserveCapacity(minimumWritableBytes: min(limit + 1 - output.readableBytes, max(output.capacity, 1024)))
+            }
+        } catch let failure as WebSocketMessageAssembler.Failure {
+            self.inflater = nil
+            throw failure
+        } catch {
+            self.inflater = nil
+            throw WebSocketMessageAssembler.Failure(code: .invalidFramePayloadData, reason: "invalid deflate data")
+        }
+        guard output.readableBytes <= limit else {
+            self.inflater = nil
+            throw WebSocketMessageAssembler.Failure(code: .messageTooBig, reason: "message larger than \(limit) bytes once inflated")
+        }
+        if agreement.clientNoContextTakeover { self.inflater = nil }
+        return output
+    }
+
+    /// Deflates one message's payload (without the final `00 00 FF FF`), or `nil` when it is too
+    /// small to be worth it or compression fails (the message then goes uncompressed).
+    func deflate(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard payload.readableBytes >= Self.minimumSizeToCompress else { return nil }
+        do {
+            let compressor = try ZlibCompressor(
+                algorithm: .deflate,
+                configuration: ZlibConfiguration(windowSize: Int32(agreement.serverMaxWindowBits), compressionLevel: 6, memoryLevel: 5)
+            )
+            var input = payload
+            var output = allocator.buffer(capacity: compressor.maxSize(from: input) + 64)
+            while true {
+                do {
+                    try input.compressStream(to: &output, with: compressor, flush: .sync)
+                    if output.writableBytes > 0 { break }
+                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    // grow and go on
+                }
+                output.reserveCapacity(minimumWritableBytes: max(1024, output.capacity))
+            }
+            guard output.readableBytes >= 4 else { return nil }
+            output.moveWriterIndex(to: output.writerIndex - 4)
+            return output
+        } catch {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CompressNIO
+import NIOCore
+import NIOWebSocket
+import Star
+@testable import StarServer
+import Testing
+
+@Suite struct PerMessageDeflateTests {
+    @Test func negotiationPicksTheFirstOfferItCanHonour() {
+        #expect(PerMessageDeflate.negotiate([]) == nil)
+        #expect(PerMessageDeflate.negotiate(["x-webkit-deflate-frame"]) == nil)
+        let plain = PerMessageDeflate.negotiate(["permessage-deflate"])
+        #expect(plain?.responseHeader == "permessage-deflate")
+        #expect(plain?.clientMaxWindowBits == 15, "without client_max_window_bits the client may use 15 bits")
+
+        let browser = PerMessageDeflate.negotiate(["permessage-deflate; client_max_window_bits"])
+        #expect(browser?.responseHeader == "permessage-deflate; client_max_window_bits=12")
+
+        let all = PerMessageDeflate.negotiate([
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9",
+        ])
+        #expect(all?.responseHeader
+                == "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9")
+        #expect(all?.serverMaxWindowBits == 10)
+
+        // An offer we cannot honour is declined and the next one is taken.
+        let fallback = PerMessageDeflate.negotiate(["permessage-deflate; server_max_window_bits=8, permessage-deflate"])
+        #expect(fallback?.responseHeader == "permessage-deflate")
+        for bad in ["permessage-deflate; unknown=1", "permessage-deflate; server_max_window_bits=16",
+                    "permessage-deflate; client_max_window_bits=x", "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+                    "permessage-deflate; server_no_context_takeover=1"] {
+            #expect(PerMessageDeflate.negotiate([bad]) == nil, "\(bad) is declined")
+        }
+    }
+
+    @Test func roundTripAndSmallMessagesStayPlain() throws {
+        let deflate = PerMessageDeflate(PerMessageDeflate.negotiate(["permessage-deflate"])!)
+        let allocator = ByteBufferAllocator()
+        #expect(deflate.deflate(ByteBuffer(string: "tiny"), allocator: allocator) == nil)
+        let text = String(repeating: "Star is nice. ", count: 200)
+        let compressed = try #require(deflate.deflate(ByteBuffer(string: text), allocator: allocator))
+        #expect(compressed.readableBytes < text.utf8.count / 5)
+        let inflated = try deflate.inflate(compressed, limit: 1 << 20, allocator: allocator)
+        #expect(String(buffer: inflated) == text)
+    }
+
+    @Test func inflateStopsAtTheLimit() throws {
+        let deflate = PerMessageDeflate(PerMessageDeflate.negotiate(["permessage-deflate"])!)
+        let bomb = ByteBuffer(repeating: 0, count: 1 << 20)
+        let compressed = try #require(deflate.deflate(bomb, allocator: ByteBufferAllocator()))
+        #expect(compressed.readableBytes < 4096)
+        #expect(throws: WebSocketMessageAssembler.Failure.self) {
+            _ = try deflate.inflate(compressed, limit: 64 * 1024, allocator: ByteBufferAllocator())
+        }
+        #expect(throws: WebSocketMessageAssembler.Failure.self) {
+            _ = try deflate.inflate(ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]), limit: 1024, allocator: ByteBufferAllocator())
+        }
+    }
+
+    @Test func compressedFramesThroughTheStateMachine() throws {
+        let deflate = PerMessageDeflate(PerMessageDeflate.negotiate(["permessage-deflate"])!)
+        let text = String(repeating: "abc", count: 300)
+        let compressed = try #require(deflate.deflate(ByteBuffer(string: text), allocator: ByteBufferAllocator()))
+        var machine = WebSocketStateMachine(maxMessageSize: 1 << 20, deflate: deflate)
+        let bytes = Array(compressed.readableBytesView)
+        let first = clientFrame(.text, Array(bytes[..<10]), fin: false, rsv1: true)
+        let r1 = machine.received(first)
+        #expect(r1 == .none)
+        let r2 = machine.received(clientFrame(.continuation, Array(bytes[10...])))
+        #expect(r2 == .deliver(.text(text)))
+
+        var plain = WebSocketStateMachine(maxMessageSize: 1 << 20)
+        let r3 = plain.received(clientFrame(.text, bytes, rsv1: true))
+        guard case .fail(.protocolError, _) = r3 else { Issue.record("RSV1 without deflate must be 1002"); return }
+    }
+}
