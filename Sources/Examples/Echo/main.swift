@@ -13,6 +13,6 @@ import StarWebSocket
 
 let app = App(
     routes: [Route("/echo", .get, echo, name: "echo")],
-    components: [WebSocketComponent(maxMessageSize: 16 * 1024 * 1024)]
+    components: [WebSocketComponent()]  // 16 MiB messages: the server's default (--ws-max-size)
 )
 try await app.main()

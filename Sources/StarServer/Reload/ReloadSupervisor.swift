@@ -9,7 +9,8 @@ struct ReloadSupervisor: Sendable {
     let watcher: SourceWatcher
     /// The build command (`swift build` by default), run in the current directory.
     let build: [String]
-    /// The server command: this executable with the same options, minus `--reload`.
+    /// The server command: this executable with the same options; the child serves instead of
+    /// supervising because its environment has `STAR_RELOAD_CHILD`.
     let serve: [String]
     /// Extra environment for the server child.
     let serveEnvironment: [String: String]

@@ -33,8 +33,7 @@ struct ServerMetrics: Sendable {
 
     func requestAnswered(status: Int, duration: Duration) {
         Counter(label: "star_http_requests_total", dimensions: [("status", String(status))], factory: factory).increment()
-        let (seconds, attoseconds) = duration.components
-        requestDuration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        requestDuration.recordNanoseconds(duration.nanoseconds)
     }
 
     func handshake(accepted: Bool) {
