@@ -45,6 +45,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         stopTimers()
         self.context = nil
+        session.detach()  // the session and this handler reference each other: break the cycle
     }
 
     // MARK: Inbound

@@ -178,6 +178,11 @@ final class WebSocketSession: WebSocketTransport {
         }
     }
 
+    /// Forgets the channel handler once it left the pipeline (it holds this session too).
+    func detach() {
+        state.withLock { $0.handler = nil }
+    }
+
     /// Hands a received message to a waiting receiver or queues it; returns whether the queue is
     /// full, so that the handler stops reading.
     func deliver(_ message: WebSocketMessage) -> Bool {
