@@ -35,6 +35,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import warnings
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -559,13 +560,22 @@ def trusting(ca_file):
 
 
 def https_info(port, context, path="/info"):
-    connection = http.client.HTTPSConnection(HOST, port, context=context, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    # One CI run (after the long Autobahn 12/13 step) saw a single "connection reset" during the
+    # TLS handshake that never reproduced in dozens of runs; retry once, and say so loudly, so a
+    # real failure still fails and a flake leaves a trace to investigate.
+    for attempt in (1, 2):
+        connection = http.client.HTTPSConnection(HOST, port, context=context, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except ConnectionResetError:
+            if attempt == 2:
+                raise
+            warnings.warn("TLS handshake to 127.0.0.1:%d was reset once; retrying" % port)
+            time.sleep(0.2)
+        finally:
+            connection.close()
 
 
 def tls_server(start_server, tls_files, key="server.key", extra=()):
