@@ -103,8 +103,9 @@ done
     echo
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these numbers)."
     echo "wrk -t1 -c$CONNECTIONS -d$DURATION --latency, after ${WARMUP}s warm-up; server on core 0, wrk on core 1 ($(nproc) cores)."
-    echo "NIO sizes its event-loop group by the machine's $(nproc) cores, not the process's CPU affinity,"
-    echo "so each server runs $(nproc) event loops sharing core 0; all three keep that default."
+    echo "Each server keeps its default threading: Star sizes its event-loop group by the CPUs it may use"
+    echo "(1 under taskset -c 0) and runs handlers on the connection's event loop; Hummingbird and Vapor"
+    echo "size theirs by the machine's $(nproc) cores, which then share core 0."
     echo
     echo "| server | route | req/s | p99 (ms) |"
     echo "| --- | --- | ---: | ---: |"

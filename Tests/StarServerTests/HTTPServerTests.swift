@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Star
 import StarServer
 import Testing
@@ -14,6 +15,8 @@ struct Greeting: Codable, Sendable { let hello: String }
     return request.path
 }
 @concurrent func upload(request: Request) async -> String { "\(request.body.readableBytes)" }
+/// Which executor runs handlers: NIO knows when the current thread is one of its event loops.
+@concurrent func whereAmI() async -> String { MultiThreadedEventLoopGroup.currentEventLoop == nil ? "global" : "event-loop" }
 
 let serverTestApp = App(
     routes: [
@@ -21,6 +24,7 @@ let serverTestApp = App(
         Route("/slow", .get, slowEcho, name: "slow"),
         Route("/fast", .get, slowEcho, name: "fast"),
         Route("/upload", .post, upload),
+        Route("/where", .get, whereAmI),
     ],
     configuration: .init(maxBodySize: 64 * 1024)
 )
@@ -37,6 +41,18 @@ let serverTestApp = App(
         }
     }
 
+    @Test(arguments: HandlerExecutor.allCases)
+    func handlersRunOnTheConfiguredExecutor(_ executor: HandlerExecutor) async throws {
+        var configuration = ServerConfiguration(port: 0, accessLog: false)
+        configuration.executor = executor
+        try await withServer(serverTestApp, configuration: configuration) { port in
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/where"), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1024)
+            #expect(String(buffer: body) == executor.rawValue)
+        }
+    }
+
     @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
         try await withServer(serverTestApp) { port in
             let socket = try RawSocket(port: port)
@@ -47,6 +63,26 @@ let serverTestApp = App(
                 #expect(text.hasPrefix("HTTP/1.1 200 OK"))
                 #expect(text.contains(#"{"hello":"\#(index)"}"#))
             }
+        }
+    }
+
+    /// The keep-alive timer is one per connection, re-armed when it fires early: a request that
+    /// arrives after the first timer was due still finds the connection open, and an idle one closes.
+    @Test func keepAliveTimeoutCountsFromTheLastResponse() async throws {
+        var configuration = ServerConfiguration(port: 0, accessLog: false)
+        configuration.keepAliveTimeout = .milliseconds(400)
+        try await withServer(serverTestApp, configuration: configuration) { port in
+            let socket = try RawSocket(port: port)
+            for index in 0..<3 {
+                if index > 0 { try await Task.sleep(for: .milliseconds(250)) }
+                try socket.send("GET /hello/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
+                let (text, closed) = socket.read { $0.contains("}") }
+                #expect(!closed && text.hasPrefix("HTTP/1.1 200 OK"), "request \(index) after 250 ms of quiet")
+            }
+            let idleSince = ContinuousClock.now
+            let (rest, closed) = socket.read()
+            #expect(closed && rest.isEmpty, "an idle connection closes at the keep-alive timeout")
+            #expect(ContinuousClock.now - idleSince >= .milliseconds(300))
         }
     }
 

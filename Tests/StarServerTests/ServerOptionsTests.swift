@@ -12,6 +12,7 @@ import Testing
         #expect(configuration.webSocket.pingInterval == .seconds(20) && configuration.webSocket.pingTimeout == .seconds(20))
         #expect(configuration.keepAliveTimeout == .seconds(5))
         #expect(configuration.concurrencyLimit == nil && configuration.tls == nil && configuration.proxyHeaders)
+        #expect(configuration.executor == .eventLoop)
     }
 
     @Test func optionsMapToTheConfiguration() throws {
@@ -19,7 +20,7 @@ import Testing
             "--host", "0.0.0.0", "--port", "9000", "--log-level", "DEBUG", "--no-access-log", "--ws-max-size", "1024",
             "--ws-max-queue", "4", "--ws-ping-interval", "0", "--ws-ping-timeout", "1.5", "--timeout-keep-alive", "2",
             "--limit-concurrency", "10", "--backlog", "64", "--forwarded-allow-ips", "10.0.0.1, 10.0.0.2",
-            "--root-path", "/api/", "--threads", "3", "--ws-per-message-deflate", "false",
+            "--root-path", "/api/", "--threads", "3", "--ws-per-message-deflate", "false", "--executor", "Global",
         ]).configuration
         #expect(configuration.host == "0.0.0.0" && configuration.port == 9000)
         #expect(configuration.logLevel == .debug && !configuration.accessLog)
@@ -31,10 +32,12 @@ import Testing
         #expect(configuration.backlog == 64 && configuration.threads == 3)
         #expect(configuration.forwardedAllowIPs == ["10.0.0.1", "10.0.0.2"])
         #expect(configuration.rootPath == "/api")
+        #expect(configuration.executor == .global)
     }
 
     @Test(arguments: [["--port", "abc"], ["--port", "70000"], ["--log-level", "LOUD"], ["--ws-max-size", "0"],
-                      ["--ssl-certfile", "/nonexistent.pem"], ["--threads", "0"], ["--timeout-keep-alive", "-1"]])
+                      ["--ssl-certfile", "/nonexistent.pem"], ["--threads", "0"], ["--timeout-keep-alive", "-1"],
+                      ["--executor", "main"]])
     func badValuesAreRejected(_ arguments: [String]) {
         #expect(throws: (any Error).self) { try ServerOptions.parse(arguments) }
     }
@@ -56,25 +59,29 @@ import Testing
         HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/", headerFields: fields)
     }
 
+    /// What the connection handler does: decide trust once for the peer, then apply per request.
+    func forward(_ request: HTTPRequest, from client: String, scheme: String, _ configuration: ServerConfiguration)
+        -> (request: HTTPRequest, clientAddress: String?)
+    {
+        ForwardedHeaders.apply(to: request, clientAddress: client, scheme: scheme,
+                               trusted: ForwardedHeaders.trusts(client, configuration: configuration))
+    }
+
     @Test func trustedProxyHeadersAreHonoured() {
         let configuration = ServerConfiguration()
-        let xff = ForwardedHeaders.apply(
-            to: request([HTTPField.Name("X-Forwarded-For")!: "198.51.100.9, 203.0.113.7", HTTPField.Name("X-Forwarded-Proto")!: "https"]),
-            clientAddress: "127.0.0.1:5000", scheme: "http", configuration: configuration)
+        let xff = forward(request([HTTPField.Name("X-Forwarded-For")!: "198.51.100.9, 203.0.113.7", HTTPField.Name("X-Forwarded-Proto")!: "https"]), from: "127.0.0.1:5000", scheme: "http", configuration)
         #expect(xff.clientAddress == "203.0.113.7" && xff.request.scheme == "https")
-        let forwarded = ForwardedHeaders.apply(
-            to: request([HTTPField.Name("Forwarded")!: "for=\"198.51.100.2\";proto=https"]),
-            clientAddress: "127.0.0.1:5000", scheme: "http", configuration: configuration)
+        let forwarded = forward(request([HTTPField.Name("Forwarded")!: "for=\"198.51.100.2\";proto=https"]), from: "127.0.0.1:5000", scheme: "http", configuration)
         #expect(forwarded.clientAddress == "198.51.100.2" && forwarded.request.scheme == "https")
     }
 
     @Test func untrustedPeersAndDisabledProxyHeadersAreIgnored() {
         var configuration = ServerConfiguration()
         let fields: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7"]
-        let untrusted = ForwardedHeaders.apply(to: request(fields), clientAddress: "192.0.2.1:5000", scheme: "http", configuration: configuration)
+        let untrusted = forward(request(fields), from: "192.0.2.1:5000", scheme: "http", configuration)
         #expect(untrusted.clientAddress == "192.0.2.1:5000")
         configuration.proxyHeaders = false
-        let disabled = ForwardedHeaders.apply(to: request(fields), clientAddress: "127.0.0.1:5000", scheme: "https", configuration: configuration)
+        let disabled = forward(request(fields), from: "127.0.0.1:5000", scheme: "https", configuration)
         #expect(disabled.clientAddress == "127.0.0.1:5000" && disabled.request.scheme == "https")
     }
 }

@@ -15,8 +15,13 @@ public final class RequestContext: Sendable {
     public let route: Route
     /// The path parameters, percent-decoded.
     public let pathParameters: [String: String]
-    /// A logger with `request-id` and `route` metadata.
-    public let logger: Logger
+    /// A logger with `request-id` and `route` metadata (made on each use: most requests never log).
+    public var logger: Logger {
+        var logger = app.logger
+        logger[metadataKey: "request-id"] = "\(requestID)"
+        logger[metadataKey: "route"] = "\(route.name)"
+        return logger
+    }
     /// A short id for this request, also in every log line about it.
     public let requestID: String
     /// The WebSocket session, when the request is a WebSocket handshake the transport can accept.
@@ -32,10 +37,6 @@ public final class RequestContext: Sendable {
         self.pathParameters = pathParameters
         self.requestID = requestID
         self.webSocket = webSocket
-        var logger = app.logger
-        logger[metadataKey: "request-id"] = "\(requestID)"
-        logger[metadataKey: "route"] = "\(route.name)"
-        self.logger = logger
     }
 
     /// The component of type `T` for this request, resolved on first use and cached.

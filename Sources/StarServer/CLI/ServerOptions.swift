@@ -84,6 +84,15 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Event-loop threads (default: the CPUs this process may use).")
     public var threads: Int?
 
+    @Option(help: "Where handlers run: event-loop (the connection's own loop; fastest) or global (Swift's concurrent pool).",
+            transform: { text in
+                guard let executor = HandlerExecutor(rawValue: text.lowercased()) else {
+                    throw ValidationError("'\(text)' is not an executor: use event-loop or global")
+                }
+                return executor
+            })
+    public var executor: HandlerExecutor = .eventLoop
+
     public init() {}
 
     public mutating func validate() throws {
@@ -131,6 +140,7 @@ public struct ServerOptions: ParsableArguments {
         configuration.forwardedAllowIPs = forwardedAllowIps.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         configuration.rootPath = rootPath.hasSuffix("/") ? String(rootPath.dropLast()) : rootPath
         configuration.threads = threads
+        configuration.executor = executor
         return configuration
     }
 
@@ -139,7 +149,7 @@ public struct ServerOptions: ParsableArguments {
         "host", "port", "uds", "log-level", "reload-dir", "ws-max-size", "ws-max-queue", "ws-ping-interval",
         "ws-ping-timeout", "ws-per-message-deflate", "timeout-keep-alive", "timeout-graceful-shutdown",
         "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
-        "forwarded-allow-ips", "root-path", "threads",
+        "forwarded-allow-ips", "root-path", "threads", "executor",
     ].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, false) }
         + ["access-log", "reload", "proxy-headers"].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, true) }
 

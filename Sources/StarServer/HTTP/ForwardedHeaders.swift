@@ -4,16 +4,24 @@ import Star
 /// `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` (RFC 7239), honoured only when the
 /// peer is a trusted proxy (`--forwarded-allow-ips`).
 enum ForwardedHeaders {
+    private enum Names {
+        static let forwarded = HTTPField.Name("Forwarded")!
+        static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+        static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    }
+
     /// The request with the scheme a trusted proxy reported, and the client address it reported.
+    ///
+    /// - Parameter trusted: What ``trusts(_:configuration:)`` said of this connection's peer.
     static func apply(to request: HTTPRequest, clientAddress: String?, scheme: String,
-                      configuration: ServerConfiguration) -> (request: HTTPRequest, clientAddress: String?) {
+                      trusted: Bool) -> (request: HTTPRequest, clientAddress: String?) {
         var request = request
         request.scheme = scheme
-        guard configuration.proxyHeaders, isTrusted(clientAddress, configuration.forwardedAllowIPs) else {
+        guard trusted else {
             return (request, clientAddress)
         }
         var client = clientAddress
-        if let forwarded = request.headerFields[HTTPField.Name("Forwarded")!], let element = forwarded.split(separator: ",").last {
+        if let forwarded = request.headerFields[Names.forwarded], let element = forwarded.split(separator: ",").last {
             for pair in element.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmed(of: " \"") }
                 guard parts.count == 2 else { continue }
@@ -24,16 +32,22 @@ enum ForwardedHeaders {
                 }
             }
         } else {
-            if let list = request.headerFields[HTTPField.Name("X-Forwarded-For")!],
+            if let list = request.headerFields[Names.forwardedFor],
                 let nearest = list.split(separator: ",").last
             {
                 client = nearest.trimmed(of: " ")
             }
-            if let proto = request.headerFields[HTTPField.Name("X-Forwarded-Proto")!] {
+            if let proto = request.headerFields[Names.forwardedProto] {
                 request.scheme = proto.split(separator: ",").last.map { $0.trimmed(of: " ").lowercased() }
             }
         }
         return (request, client)
+    }
+
+    /// Whether a peer's forwarding headers count: proxy headers are on and the peer is in
+    /// `--forwarded-allow-ips`. Decided once per connection.
+    static func trusts(_ address: String?, configuration: ServerConfiguration) -> Bool {
+        configuration.proxyHeaders && isTrusted(address, configuration.forwardedAllowIPs)
     }
 
     private static func isTrusted(_ address: String?, _ allowed: [String]) -> Bool {

@@ -49,8 +49,6 @@ struct HTTPConnection: Sendable {
             var request = incoming
             request.request.id = requestID
             let received = request
-            var logger = app.logger
-            logger[metadataKey: "request-id"] = "\(requestID)"
             let start = ContinuousClock.now
             var response: Response
             if overLimit {
@@ -66,7 +64,7 @@ struct HTTPConnection: Sendable {
                         // Accepted, served and closed: the connection belonged to the WebSocket.
                         metrics.handshake(accepted: true)
                         metrics.closed(code: webSocket.statistics.closeCode)
-                        if configuration.accessLog { logSession(logger, received, webSocket, since: start) }
+                        if configuration.accessLog { logSession(app.logger, received, webSocket, since: start) }
                         break
                     }
                     response = answer
@@ -90,7 +88,7 @@ struct HTTPConnection: Sendable {
                                     headOnly: received.request.method == .head)
             }
             if configuration.accessLog {
-                logAccess(logger, received, response.status, since: start)
+                logAccess(app.logger, received, response.status, since: start)
             }
             if !keepAlive { break }
         }
@@ -165,11 +163,13 @@ struct HTTPConnection: Sendable {
     private func logSession(_ logger: Logger, _ received: ReceivedRequest, _ session: WebSocketSession, since start: ContinuousClock.Instant) {
         let stats = session.statistics
         let request = received.request
-        logger.info("\(request.clientAddress ?? "-") - \"WEBSOCKET \(request.target)\" closed \(stats.closeCode.map { "\($0.rawValue)" } ?? "-") after \((ContinuousClock.now - start).millisecondsText)ms, \(stats.received) messages in, \(stats.sent) out")
+        logger.info("\(request.clientAddress ?? "-") - \"WEBSOCKET \(request.target)\" closed \(stats.closeCode.map { "\($0.rawValue)" } ?? "-") after \((ContinuousClock.now - start).millisecondsText)ms, \(stats.received) messages in, \(stats.sent) out",
+                    metadata: ["request-id": "\(request.id ?? "-")"])
     }
 
     private func logAccess(_ logger: Logger, _ received: ReceivedRequest, _ status: HTTPResponse.Status, since start: ContinuousClock.Instant) {
         let request = received.request
-        logger.info("\(request.clientAddress ?? "-") - \"\(request.method) \(request.target) HTTP/\(received.version.major).\(received.version.minor)\" \(status.code) \(status.reasonPhrase) \((ContinuousClock.now - start).millisecondsText)ms")
+        logger.info("\(request.clientAddress ?? "-") - \"\(request.method) \(request.target) HTTP/\(received.version.major).\(received.version.minor)\" \(status.code) \(status.reasonPhrase) \((ContinuousClock.now - start).millisecondsText)ms",
+                    metadata: ["request-id": "\(request.id ?? "-")"])
     }
 }

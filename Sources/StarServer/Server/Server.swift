@@ -100,7 +100,11 @@ public struct Server: Service, Sendable {
                         let count = open.count.add(1, ordering: .relaxed).newValue
                         let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
                         metrics.openConnections.increment()
-                        group.addTask {
+                        let executor: (any TaskExecutor)? = switch configuration.executor {
+                        case .eventLoop: EventLoopTaskExecutor(connection.channel.eventLoop)
+                        case .global: nil
+                        }
+                        group.addTask(executorPreference: executor) {
                             defer {
                                 open.count.subtract(1, ordering: .relaxed)
                                 metrics.openConnections.decrement()

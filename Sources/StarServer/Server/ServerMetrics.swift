@@ -1,5 +1,6 @@
 import CoreMetrics
 import Star
+import Synchronization
 
 /// The server's swift-metrics instruments, made once per server from one factory.
 ///
@@ -12,7 +13,7 @@ import Star
 /// | `star_websocket_messages_total` | counter | `direction` (`in`, `out`) |
 /// | `star_websocket_bytes_total` | counter | `direction` (`in`, `out`) |
 /// | `star_websocket_closes_total` | counter | `code` |
-struct ServerMetrics: Sendable {
+final class ServerMetrics: Sendable {
     let factory: any MetricsFactory
     let openConnections: Meter
     let requestDuration: Timer
@@ -20,6 +21,9 @@ struct ServerMetrics: Sendable {
     let messagesOut: Counter
     let bytesIn: Counter
     let bytesOut: Counter
+    /// `star_http_requests_total` by status, made on first use: a factory's lookup per request
+    /// would cost more than the count.
+    private let requestsByStatus = Mutex<[Int: Counter]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -32,7 +36,14 @@ struct ServerMetrics: Sendable {
     }
 
     func requestAnswered(status: Int, duration: Duration) {
-        Counter(label: "star_http_requests_total", dimensions: [("status", String(status))], factory: factory).increment()
+        let factory = self.factory
+        let counter = requestsByStatus.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = Counter(label: "star_http_requests_total", dimensions: [("status", String(status))], factory: factory)
+            counters[status] = counter
+            return counter
+        }
+        counter.increment()
         requestDuration.recordNanoseconds(duration.nanoseconds)
     }
 
