@@ -17,10 +17,12 @@ let package = Package(
         .library(name: "StarWebSocket", targets: ["StarWebSocket"]),
         .library(name: "StarServer", targets: ["StarServer"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
+        .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
         .executable(name: "demo", targets: ["StarDemo"]),
         .executable(name: "pingpong", targets: ["PingPong"]),
         .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
         .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
     ],
     dependencies: [
@@ -34,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -94,6 +97,20 @@ let package = Package(
             name: "PingPongStandalone", dependencies: ["Star", "StarServer", "StarWebSocket"],
             path: "Sources/Examples/PingPongStandalone", swiftSettings: strictSettings
         ),
+        .target(
+            name: "StarBroadcast",
+            dependencies: [
+                "Star",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "Chat", dependencies: ["Star", "StarServer", "StarWebSocket", "StarBroadcast"],
+            path: "Sources/Examples/Chat", resources: [.copy("index.html")], swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "Echo", dependencies: ["Star", "StarServer", "StarWebSocket"],
             path: "Sources/Examples/Echo", swiftSettings: strictSettings
@@ -104,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StarTests",
-            dependencies: ["Star", "StarTesting", "StarWebSocket"],
+            dependencies: ["Star", "StarTesting", "StarWebSocket", "StarBroadcast"],
             swiftSettings: strictSettings
         ),
         .testTarget(

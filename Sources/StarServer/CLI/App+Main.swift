@@ -10,6 +10,9 @@ extension App {
     public func main(arguments: [String] = Array(CommandLine.arguments.dropFirst())) async throws {
         let options = ServerOptions.parseOrExit2(arguments)
         setLogLevel(options.logLevel)
+        // Components outside the server (StarBroadcast's BroadcastComponent) read their URL from
+        // the environment, so the option reaches them without the server knowing them.
+        if let url = options.broadcastUrl { setenv("STAR_BROADCAST_URL", url, 1) }
         if options.reload && ProcessInfo.processInfo.environment["STAR_RELOAD_CHILD"] == nil {
             try await superviseWithReload(options: options, arguments: arguments)
             return

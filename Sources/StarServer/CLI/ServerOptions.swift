@@ -93,6 +93,9 @@ public struct ServerOptions: ParsableArguments {
             })
     public var executor: HandlerExecutor = .eventLoop
 
+    @Option(help: "Where broadcast events travel: memory:// or postgres://user:password@host:port/database (sets STAR_BROADCAST_URL for BroadcastComponent).")
+    public var broadcastUrl: String?
+
     public init() {}
 
     public mutating func validate() throws {
@@ -149,7 +152,7 @@ public struct ServerOptions: ParsableArguments {
         "host", "port", "uds", "log-level", "reload-dir", "ws-max-size", "ws-max-queue", "ws-ping-interval",
         "ws-ping-timeout", "ws-per-message-deflate", "timeout-keep-alive", "timeout-graceful-shutdown",
         "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
-        "forwarded-allow-ips", "root-path", "threads", "executor",
+        "forwarded-allow-ips", "root-path", "threads", "executor", "broadcast-url",
     ].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, false) }
         + ["access-log", "reload", "proxy-headers"].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, true) }
 

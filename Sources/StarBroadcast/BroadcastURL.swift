@@ -1,0 +1,43 @@
+import Foundation
+
+/// Where a broadcast's events travel, parsed from `memory://` or
+/// `postgres://user:password@host:port/database` (also `postgresql://`).
+enum BroadcastURL: Sendable, Equatable {
+    case memory
+    case postgres(PostgresSettings)
+
+    /// The connection settings of a `postgres://` URL.
+    struct PostgresSettings: Sendable, Equatable {
+        var host: String
+        var port: Int
+        var username: String
+        var password: String?
+        var database: String?
+    }
+
+    init(_ text: String) throws(BroadcastError) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased() else {
+            throw BroadcastError("not a broadcast URL: '\(text)' (use memory:// or postgres://user:password@host:port/database)")
+        }
+        switch scheme {
+        case "memory":
+            self = .memory
+        case "postgres", "postgresql":
+            guard let host = components.host, !host.isEmpty else {
+                throw BroadcastError("the broadcast URL '\(text)' names no host")
+            }
+            guard let username = components.percentEncodedUser.flatMap({ $0.removingPercentEncoding }), !username.isEmpty else {
+                throw BroadcastError("the broadcast URL '\(text)' names no user")
+            }
+            let database = components.path.dropFirst()
+            self = .postgres(PostgresSettings(
+                host: host, port: components.port ?? 5432, username: username,
+                password: components.percentEncodedPassword?.removingPercentEncoding,
+                database: database.isEmpty ? nil : String(database).removingPercentEncoding
+            ))
+        default:
+            throw BroadcastError("unsupported broadcast URL scheme '\(scheme)': use memory:// or postgres://")
+        }
+    }
+}
