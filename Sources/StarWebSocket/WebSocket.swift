@@ -61,7 +61,14 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     }
 
     /// Accepts the handshake: sends `101` with `subprotocol` (one the client offered) and `headers`.
-    public func connect(subprotocol: String? = nil, headers: HTTPFields = [:]) async throws {
+    ///
+    /// - Parameter compression: Whether to negotiate permessage-deflate for this session when the
+    ///   client offers it; `nil` keeps ``options`` (``WebSocketComponent/compression``, else
+    ///   `--ws-per-message-deflate`). Pass `false` on a route whose messages do not compress
+    ///   (already-compressed media, tiny messages) to save the zlib memory and CPU.
+    public func connect(subprotocol: String? = nil, headers: HTTPFields = [:], compression: Bool? = nil) async throws {
+        var options = self.options
+        if let compression { options.perMessageDeflate = compression }
         try await handshake.accept(subprotocol: subprotocol, headers: headers, options: options)
     }
 

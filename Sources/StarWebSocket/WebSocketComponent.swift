@@ -17,6 +17,9 @@ public struct WebSocketComponent: ComponentProvider {
     /// The `Origin` values allowed to connect; `nil` (the default) allows every origin, as
     /// non-browser clients send none. A handshake from another origin is answered 403 before the handler runs.
     public var allowedOrigins: Set<String>?
+    /// Whether to negotiate permessage-deflate when a client offers it; `nil` keeps
+    /// `--ws-per-message-deflate` (on). A route can still decide with `connect(compression:)`.
+    public var compression: Bool?
 
     /// Creates the component; every setting left `nil` comes from the server's options.
     public init(
@@ -24,13 +27,15 @@ public struct WebSocketComponent: ComponentProvider {
         allowedOrigins: Set<String>? = nil,
         maxQueue: Int? = nil,
         pingInterval: Duration? = nil,
-        pingTimeout: Duration? = nil
+        pingTimeout: Duration? = nil,
+        compression: Bool? = nil
     ) {
         self.maxMessageSize = maxMessageSize
         self.allowedOrigins = allowedOrigins
         self.maxQueue = maxQueue
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
+        self.compression = compression
     }
 
     /// The server's defaults with this component's settings applied.
@@ -40,6 +45,7 @@ public struct WebSocketComponent: ComponentProvider {
         if let maxQueue { options.maxQueue = maxQueue }
         if let pingInterval { options.pingInterval = pingInterval == .zero ? nil : pingInterval }
         if let pingTimeout { options.pingTimeout = pingTimeout == .zero ? nil : pingTimeout }
+        if let compression { options.perMessageDeflate = compression }
         return options
     }
 

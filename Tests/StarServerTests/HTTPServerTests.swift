@@ -58,7 +58,7 @@ let serverTestApp = App(
             let socket = try RawSocket(port: port)
             for index in 0..<5 {
                 try socket.send("GET /hello/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
-                let (text, closed) = socket.read { $0.contains("}") }
+                let (text, closed) = await socket.read { $0.contains("}") }
                 #expect(!closed)
                 #expect(text.hasPrefix("HTTP/1.1 200 OK"))
                 #expect(text.contains(#"{"hello":"\#(index)"}"#))
@@ -76,11 +76,11 @@ let serverTestApp = App(
             for index in 0..<3 {
                 if index > 0 { try await Task.sleep(for: .milliseconds(250)) }
                 try socket.send("GET /hello/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
-                let (text, closed) = socket.read { $0.contains("}") }
+                let (text, closed) = await socket.read { $0.contains("}") }
                 #expect(!closed && text.hasPrefix("HTTP/1.1 200 OK"), "request \(index) after 250 ms of quiet")
             }
             let idleSince = ContinuousClock.now
-            let (rest, closed) = socket.read()
+            let (rest, closed) = await socket.read()
             #expect(closed && rest.isEmpty, "an idle connection closes at the keep-alive timeout")
             #expect(ContinuousClock.now - idleSince >= .milliseconds(300))
         }
@@ -90,7 +90,7 @@ let serverTestApp = App(
         try await withServer(serverTestApp) { port in
             let socket = try RawSocket(port: port)
             try socket.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let (text, closed) = socket.read()
+            let (text, closed) = await socket.read()
             #expect(closed, "Connection: close ends the connection after the last response")
             #expect(text.occurrences(of: "HTTP/1.1 200 OK") == 3)
             let slow = try #require(text.range(of: "/slow"))
@@ -104,7 +104,7 @@ let serverTestApp = App(
         try await withServer(serverTestApp) { port in
             let bad = try RawSocket(port: port)
             try bad.send("GARBAGE / NOT-HTTP\r\n\r\n")
-            let (text, closed) = bad.read()
+            let (text, closed) = await bad.read()
             #expect(text.hasPrefix("HTTP/1.1 400"))
             #expect(closed)
             let response = try await HTTPClient.shared.execute(
@@ -123,13 +123,13 @@ let serverTestApp = App(
 
             let socket = try RawSocket(port: port)
             try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-            let (text, _) = socket.read { $0.contains("}") }
+            let (text, _) = await socket.read { $0.contains("}") }
             #expect(text.hasPrefix("HTTP/1.1 413"))
 
             let chunked = try RawSocket(port: port)
             try chunked.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             for _ in 0..<20 { try? chunked.send("1000\r\n" + String(repeating: "b", count: 4096) + "\r\n") }
-            let (streamed, _) = chunked.read { $0.contains("}") }
+            let (streamed, _) = await chunked.read { $0.contains("}") }
             #expect(streamed.hasPrefix("HTTP/1.1 413"), "a streamed body is cut off at the limit")
         }
     }

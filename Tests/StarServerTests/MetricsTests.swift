@@ -17,13 +17,13 @@ import Testing
         try await withServer(app, configuration: configuration) { port in
             let socket = try RawSocket(port: port)
             try socket.send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-            _ = socket.read { $0.hasSuffix("ok") }
+            _ = await socket.read { $0.hasSuffix("ok") }
             try socket.send("GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
-            _ = socket.read { $0.hasSuffix("}") }
+            _ = await socket.read { $0.hasSuffix("}") }
             let handshake = try RawSocket(port: port)
             try handshake.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-            let (denial, _) = handshake.read { $0.hasSuffix("}") }
+            let (denial, _) = await handshake.read { $0.hasSuffix("}") }
             #expect(denial.hasPrefix("HTTP/1.1 403"))
             #expect(metrics.counterTotal(label: "star_http_requests_total", dimensions: [("status", "200")]) == 1)
             #expect(metrics.counterTotal(label: "star_http_requests_total", dimensions: [("status", "404")]) == 1)

@@ -1,7 +1,9 @@
 import CompressNIO
+import Foundation
 import NIOCore
 import NIOWebSocket
 import Star
+import StarWebSocket
 @testable import StarServer
 import Testing
 
@@ -72,5 +74,50 @@ import Testing
         var plain = WebSocketStateMachine(maxMessageSize: 1 << 20)
         let r3 = plain.received(clientFrame(.text, bytes, rsv1: true))
         guard case .fail(.protocolError, _) = r3 else { Issue.record("RSV1 without deflate must be 1002"); return }
+    }
+}
+
+/// Compression is on by default and can be switched off for the whole app
+/// (`WebSocketComponent(compression:)`) or for one route (`connect(compression:)`).
+@Suite struct CompressionSwitchTests {
+    @concurrent static func automatic(ws: WebSocket) async throws {
+        try await ws.connect()
+        await ws.close()
+    }
+
+    @concurrent static func uncompressed(ws: WebSocket) async throws {
+        try await ws.connect(compression: false)
+        await ws.close()
+    }
+
+    /// The `Sec-WebSocket-Extensions` value of the 101 when the client offers deflate, or `nil`.
+    static func negotiated(_ path: String, port: Int) async throws -> String? {
+        let socket = try RawSocket(port: port)
+        try socket.send("GET \(path) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+        let (head, _) = await socket.read { $0.contains("\r\n\r\n") }
+        #expect(head.hasPrefix("HTTP/1.1 101"))
+        return head.split(separator: "\r\n")
+            .first { $0.lowercased().hasPrefix("sec-websocket-extensions:") }
+            .map { $0.dropFirst("sec-websocket-extensions:".count).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test func defaultsOnAndARouteCanSwitchItOff() async throws {
+        let app = App(routes: [Route("/auto", .get, Self.automatic), Route("/plain", .get, Self.uncompressed)])
+        try await withServer(app) { port in
+            let automatic = try await Self.negotiated("/auto", port: port)
+            let plain = try await Self.negotiated("/plain", port: port)
+            #expect(automatic == "permessage-deflate; client_max_window_bits=12")
+            #expect(plain == nil)
+        }
+    }
+
+    @Test func theComponentSwitchesItOffForTheApp() async throws {
+        let app = App(routes: [Route("/auto", .get, Self.automatic)], components: [WebSocketComponent(compression: false)])
+        try await withServer(app) { port in
+            let automatic = try await Self.negotiated("/auto", port: port)
+            #expect(automatic == nil)
+        }
     }
 }

@@ -33,8 +33,9 @@ struct RawSocketError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A blocking TCP client for tests that must send bytes no HTTP client would.
-final class RawSocket {
+/// A TCP client for tests that must send bytes no HTTP client would. Its reads block a thread of
+/// their own, never one of the cooperative pool's (one per core), which the server under test needs.
+final class RawSocket: Sendable {
     private let fd: Int32
 
     init(port: Int, timeoutSeconds: Int = 5) throws {
@@ -64,7 +65,13 @@ final class RawSocket {
     }
 
     /// Reads until the peer closes or `until` holds for what was read, or the timeout passes.
-    func read(until done: (String) -> Bool = { _ in false }) -> (text: String, closed: Bool) {
+    func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: self.blockingRead(until: done)) }
+        }
+    }
+
+    private func blockingRead(until done: (String) -> Bool) -> (text: String, closed: Bool) {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
