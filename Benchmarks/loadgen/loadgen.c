@@ -2,12 +2,15 @@
  * loadgen: a WebSocket load generator for 127.0.0.1 only.
  *
  *   loadgen echo    [--url ws://127.0.0.1:PORT/PATH] [--connections C] [--inflight K] [--size S]
- *                   [--text] [--warmup W] [--duration D] [--server-pid PID] [--json]
- *   loadgen connect [--url ...] [--concurrency N] [--warmup W] [--duration D] [--json]
- *   loadgen idle    [--url ...] [--connections C] [--hold H] [--server-pid PID] [--json]
+ *                   [--text] [--payload bytes|json] [--deflate] [--warmup W] [--duration D]
+ *                   [--server-pid PID] [--json]
+ *   loadgen connect [--url ...] [--concurrency N] [--deflate] [--warmup W] [--duration D] [--json]
+ *   loadgen idle    [--url ...] [--connections C] [--hold H] [--deflate] [--prime] [--server-pid PID]
+ *                   [--json]
  *
- * C11, one thread, epoll (edge-triggered), no dependencies beyond libc.
- * Build: cc -O2 -o loadgen loadgen.c
+ * C11, one thread, epoll (edge-triggered), no dependencies beyond libc and zlib (permessage-deflate,
+ * RFC 7692, with --deflate).
+ * Build: cc -O2 -o loadgen loadgen.c -lz
  *
  * Every run is bounded: at most 20000 connections, --duration <= 120 s, --hold <= 120 s,
  * --warmup <= 60 s, and a hard alarm() ends the process if a phase ever overruns.
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -35,6 +39,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* ------------------------------------------------------------------ limits */
 
@@ -48,6 +53,8 @@
 #define RBUF_SIZE (256 * 1024) /* one read buffer shared by all connections */
 #define HS_BUF 4096            /* handshake response buffer (per connection, while handshaking) */
 #define MAX_EVENTS 1024
+#define JSON_MIN_SIZE 33       /* {"seq":"Aa","items":[],"note":""} */
+#define ZBUF_SIZE (64 * 1024)  /* inflate output chunk, shared by all connections */
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -241,6 +248,9 @@ static double h_quantile(const hist *h, double q) {
 /* ------------------------------------------------------------------ options */
 
 enum { MODE_ECHO, MODE_CONNECT, MODE_IDLE };
+enum { PAYLOAD_BYTES, PAYLOAD_JSON };
+
+#define DEFAULT_DEFLATE_OFFER "permessage-deflate; client_max_window_bits"
 
 static struct {
     int mode;
@@ -255,6 +265,12 @@ static struct {
     int server_pid;
     bool json;
     bool verify_all;
+    int payload;         /* PAYLOAD_BYTES or PAYLOAD_JSON */
+    bool deflate;        /* offer permessage-deflate and require it */
+    char deflate_offer[256];
+    int deflate_level;   /* zlib level of our compressor */
+    bool prime;          /* idle: one echoed message per connection before the hold */
+    bool deflate_once;   /* compress the payload once; splice the sequence bytes in per message */
 } opt = {
     .mode = -1,
     .path = "/echo",
@@ -269,6 +285,9 @@ static struct {
     .close_wait = -1,
     .concurrency = -1,
     .server_pid = 0,
+    .payload = PAYLOAD_BYTES,
+    .deflate_offer = DEFAULT_DEFLATE_OFFER,
+    .deflate_level = 6,
 };
 
 static FILE *hout; /* human-readable output: stdout, or stderr with --json */
@@ -287,7 +306,20 @@ static void usage(FILE *f) {
             "  --inflight K        echo: messages in flight per connection (default 1, max %d)\n"
             "  --size S            echo: payload bytes (default 32, max %u)\n"
             "  --text              echo: text frames with an ASCII payload (default binary)\n"
-            "  --verify-all        echo: compare every payload byte (default: length, opcode, first/last)\n"
+            "  --payload P         echo (and idle --prime): 'bytes' (default: random bytes, or an ASCII\n"
+            "                      pattern with --text) or 'json' (a varied JSON text of exactly S bytes,\n"
+            "                      S >= %d, beginning {\"seq\":\"Xx\", where Xx carries the sequence check)\n"
+            "  --verify-all        echo: compare every payload byte (default: length, opcode, sequence bytes)\n"
+            "  --deflate           offer permessage-deflate (RFC 7692) and fail the handshake if the server\n"
+            "                      declines; messages are then compressed, and compressed echoes inflated\n"
+            "  --deflate-offer X   the Sec-WebSocket-Extensions value to offer (implies --deflate; default\n"
+            "                      '" DEFAULT_DEFLATE_OFFER "')\n"
+            "  --deflate-level L   zlib level of our compressor, 0-9 (default 6)\n"
+            "  --deflate-once      (implies --deflate) compress the payload once, and splice each message's\n"
+            "                      two sequence bytes in as stored blocks: valid deflate that uses no\n"
+            "                      context takeover, and a copy instead of a deflate per message for us\n"
+            "  --prime             idle: each connection sends one message (--size, --payload) and waits for\n"
+            "                      its echo before the hold, so the server holds per-connection state\n"
             "  --warmup W          echo/connect: seconds before counting (default 2, max %g)\n"
             "  --duration D        echo/connect: seconds counted (default 10, max %g)\n"
             "  --hold H            idle: seconds to hold the idle connections (default 5, max %g)\n"
@@ -299,7 +331,8 @@ static void usage(FILE *f) {
             "  --server-pid PID    read VmRSS/VmHWM and CPU time of PID from /proc\n"
             "  --json              print one JSON object on stdout (human-readable lines go to stderr)\n"
             "exit status: 0 if no errors, 1 if the run counted errors, 2 on bad usage or setup failure\n",
-            MAX_CONNECTIONS, MAX_INFLIGHT, MAX_SIZE, MAX_WARMUP, MAX_DURATION, MAX_HOLD, MAX_CONNECTIONS);
+            MAX_CONNECTIONS, MAX_INFLIGHT, MAX_SIZE, JSON_MIN_SIZE, MAX_WARMUP, MAX_DURATION, MAX_HOLD,
+            MAX_CONNECTIONS);
 }
 
 static void die(const char *fmt, ...) {
@@ -376,6 +409,9 @@ static void parse_args(int argc, char **argv) {
         if (!strcmp(a, "--binary")) { opt.text = false; continue; }
         if (!strcmp(a, "--json")) { opt.json = true; continue; }
         if (!strcmp(a, "--verify-all")) { opt.verify_all = true; continue; }
+        if (!strcmp(a, "--deflate")) { opt.deflate = true; continue; }
+        if (!strcmp(a, "--prime")) { opt.prime = true; continue; }
+        if (!strcmp(a, "--deflate-once")) { opt.deflate = opt.deflate_once = true; continue; }
         /* --name value or --name=value */
         char name[64];
         const char *val;
@@ -403,9 +439,27 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(name, "--close-wait")) opt.close_wait = parse_num(name, val, 0, 30);
         else if (!strcmp(name, "--concurrency")) opt.concurrency = (int)parse_num(name, val, 1, MAX_CONNECTIONS);
         else if (!strcmp(name, "--server-pid")) opt.server_pid = (int)parse_num(name, val, 1, 4194304);
+        else if (!strcmp(name, "--deflate-level")) opt.deflate_level = (int)parse_num(name, val, 0, 9);
+        else if (!strcmp(name, "--payload")) {
+            if (!strcmp(val, "bytes")) opt.payload = PAYLOAD_BYTES;
+            else if (!strcmp(val, "json")) opt.payload = PAYLOAD_JSON;
+            else die("--payload must be 'bytes' or 'json', got '%s'", val);
+        } else if (!strcmp(name, "--deflate-offer")) {
+            if (strlen(val) >= sizeof opt.deflate_offer) die("--deflate-offer too long");
+            for (const char *q = val; *q; q++)
+                if ((unsigned char)*q < 32 || *q == 127) die("bad character in --deflate-offer");
+            strcpy(opt.deflate_offer, val);
+            opt.deflate = true;
+        }
         else die("unknown option '%s' (see --help)", name);
     }
     if (opt.mode < 0) die("missing mode (echo, connect, idle)");
+    if (opt.prime && opt.mode != MODE_IDLE) die("--prime is for idle mode");
+    if (opt.payload == PAYLOAD_JSON) {
+        if (opt.mode == MODE_CONNECT) die("--payload is for echo and idle --prime");
+        if (opt.size < JSON_MIN_SIZE) die("--payload json needs --size >= %d", JSON_MIN_SIZE);
+        opt.text = true; /* JSON goes in text frames */
+    }
     if (opt.connections < 0) opt.connections = opt.mode == MODE_IDLE ? 1000 : 64;
     if (opt.concurrency < 0) opt.concurrency = opt.mode == MODE_CONNECT ? 16 : 100;
     if (opt.close_wait < 0) /* a slow server may close ~1000 connections/s */
@@ -472,10 +526,15 @@ enum {
     E_IO,            /* read/write error (reset, ...) */
     E_CLOSE_UNCLEAN, /* at the end: no close frame from the server, or no TCP close in time */
     E_CYCLE_TIMEOUT, /* connect mode: a cycle took longer than --timeout */
+    E_DECLINED,      /* --deflate: a valid 101 that does not accept permessage-deflate */
+    E_INFLATE,       /* --deflate: a compressed message that does not inflate */
+    E_PRIME_TIMEOUT, /* idle --prime: no echo of the priming message in time */
     E_COUNT
 };
-static const char *err_names[E_COUNT] = {"connect",  "handshake", "handshake_timeout", "bad_frame",    "mismatch",
-                                         "closed",   "io",        "close_unclean",     "cycle_timeout"};
+static const char *err_names[E_COUNT] = {"connect",       "handshake",        "handshake_timeout", "bad_frame",
+                                         "mismatch",      "closed",           "io",
+                                         "close_unclean", "cycle_timeout",    "deflate_declined",
+                                         "inflate",       "prime_timeout"};
 
 typedef struct conn {
     int fd;
@@ -490,8 +549,14 @@ typedef struct conn {
     uint8_t cbuf[125];
     /* message being received */
     bool m_on, m_bad;
-    uint8_t m_op, m_first, m_last;
+    uint8_t m_op, m_sa, m_sb; /* m_sa/m_sb: the bytes at seq_pa/seq_pb of the (inflated) payload */
     uint64_t m_len;
+    /* permessage-deflate, as agreed in the handshake */
+    bool pmd;              /* negotiated */
+    bool z_cnct, z_snct;   /* client_no_context_takeover, server_no_context_takeover */
+    uint8_t z_cbits, z_sbits; /* our compressor's window, the server's */
+    bool m_z;              /* the message being received is compressed (RSV1) */
+    bool z_end;            /* its deflate stream ended (BFINAL): ignore the rest */
     /* echo bookkeeping */
     uint64_t seq_sent, seq_recv;
     int64_t *ts; /* ring of send times, opt.inflight entries */
@@ -504,6 +569,8 @@ typedef struct conn {
     /* output */
     uint8_t *ob;
     size_t ob_off, ob_len, ob_cap;
+    /* zlib streams, allocated on first use, freed with the connection */
+    z_stream *zd, *zi;
 } conn;
 
 static int ep;
@@ -516,11 +583,15 @@ static int handshaking;   /* connections in ST_CONNECTING or ST_HS */
 static int opened;        /* echo/idle: how many slots were started */
 static int64_t *ts_pool;
 static uint8_t *payload;  /* base payload pattern, opt.size bytes (+8 slack) */
+static uint64_t seq_pa, seq_pb; /* payload offsets of the two bytes that carry the sequence number */
+static uint8_t zbuf[ZBUF_SIZE]; /* inflate output */
+static uint8_t *zout;           /* deflate output of one message */
+static size_t zout_cap;
 static uint8_t rbuf[RBUF_SIZE];
-static char request_prefix[1400];
+static char request_prefix[1800];
 static size_t request_prefix_len;
 
-enum { P_CONNECTING, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE };
+enum { P_CONNECTING, P_PRIME, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE };
 static int phase;
 
 static struct {
@@ -532,7 +603,13 @@ static struct {
     uint64_t clean_closes;
     uint64_t hs_window, cycles_window, cycles_total, hs_total;
     uint64_t connect_attempts;
+    uint64_t prime_sent, primed; /* idle --prime: priming messages sent, their echoes verified */
+    /* permessage-deflate: payload bytes of compressed messages, before and after compression */
+    uint64_t z_out_msgs, z_out_raw, z_out_wire, z_in_msgs, z_in_raw, z_in_wire;
+    uint64_t z_in_plain;    /* echoes the server sent uncompressed although deflate was agreed */
+    uint64_t z_streams;     /* zlib streams allocated (deflate + inflate) */
 } st;
+static char agreed[256];    /* the first Sec-WebSocket-Extensions response, for the report */
 
 static hist lat;     /* echo round trip / connect full cycle */
 static hist hs_lat;  /* connect mode: connect() to verified 101 */
@@ -564,12 +641,13 @@ static void ob_reserve(conn *c, size_t need) {
     c->ob_cap = cap;
 }
 
-/* Append one masked client frame. seq >= 0 patches first/last payload bytes for that sequence. */
-static void queue_frame(conn *c, uint8_t op, const uint8_t *pl, size_t len, int64_t seq) {
+/* Append one masked client frame, with RSV1 if rsv1. seq >= 0 patches the payload bytes at
+ * seq_pa/seq_pb for that sequence number. */
+static void queue_frame(conn *c, uint8_t op, bool rsv1, const uint8_t *pl, size_t len, int64_t seq) {
     ob_reserve(c, len + 14);
     uint8_t *d = c->ob + c->ob_len;
     size_t h = 0;
-    d[h++] = (uint8_t)(0x80 | op);
+    d[h++] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | op);
     if (len < 126) {
         d[h++] = (uint8_t)(0x80 | len);
     } else if (len < 65536) {
@@ -611,8 +689,8 @@ static void queue_frame(conn *c, uint8_t op, const uint8_t *pl, size_t len, int6
     }
     for (; i < len; i++) o[i] = pl[i] ^ k[i & 3];
     if (seq >= 0 && len > 0) {
-        o[0] = first_of((uint64_t)seq) ^ k[0];
-        if (len > 1) o[len - 1] = last_of((uint64_t)seq) ^ k[(len - 1) & 3];
+        o[seq_pa] = first_of((uint64_t)seq) ^ k[seq_pa & 3];
+        o[seq_pb] = last_of((uint64_t)seq) ^ k[seq_pb & 3];
     }
     c->ob_len += h + len;
 }
@@ -639,14 +717,213 @@ static void flush(conn *c) {
     c->ob_off = c->ob_len = 0;
 }
 
+/* ------------------------------------------------------------------ permessage-deflate */
+
+static void z_free(conn *c) {
+    if (c->zd) {
+        deflateEnd(c->zd);
+        free(c->zd);
+        c->zd = NULL;
+    }
+    if (c->zi) {
+        inflateEnd(c->zi);
+        free(c->zi);
+        c->zi = NULL;
+    }
+}
+
+/* Deflate one message's payload into zout with this connection's stream; returns the compressed
+ * length without the final 00 00 ff ff (RFC 7692 section 7.2.1). */
+static size_t deflate_message(conn *c, const uint8_t *in, size_t len) {
+    if (zout_cap < 64) {
+        free(zout);
+        zout = malloc(64);
+        if (!zout) die("out of memory");
+        zout_cap = 64;
+    }
+    if (len == 0) { /* an empty stored block without its 00 00 ff ff (RFC 7692 7.2.3.6) */
+        zout[0] = 0x00;
+        st.z_out_msgs++;
+        st.z_out_wire++;
+        return 1;
+    }
+    if (!c->zd) { /* first compressed message on this connection */
+        c->zd = calloc(1, sizeof *c->zd);
+        if (!c->zd) die("out of memory");
+        if (deflateInit2(c->zd, opt.deflate_level, Z_DEFLATED, -(int)c->z_cbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            die("deflateInit2 failed (window bits %d)", c->z_cbits);
+        st.z_streams++;
+    }
+    z_stream *z = c->zd;
+    size_t need = deflateBound(z, (uLong)len) + 64; /* + the sync-flush marker and an empty block */
+    if (zout_cap < need) {
+        free(zout);
+        zout = malloc(need);
+        if (!zout) die("out of memory");
+        zout_cap = need;
+    }
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)len;
+    size_t out = 0;
+    for (;;) {
+        z->next_out = zout + out;
+        z->avail_out = (uInt)(zout_cap - out);
+        int r = deflate(z, Z_SYNC_FLUSH);
+        if (r != Z_OK && r != Z_BUF_ERROR) die("deflate failed (%d)", r);
+        out = (size_t)(z->next_out - zout);
+        if (z->avail_out > 0) break; /* all input consumed and flushed */
+        uint8_t *nb = realloc(zout, zout_cap * 2);
+        if (!nb) die("out of memory");
+        zout = nb;
+        zout_cap *= 2;
+    }
+    if (out < 4 || memcmp(zout + out - 4, "\x00\x00\xff\xff", 4) != 0) die("deflate: no sync-flush marker");
+    if (c->z_cnct) deflateReset(z); /* client_no_context_takeover: the next message starts afresh */
+    st.z_out_msgs++;
+    st.z_out_raw += len;
+    st.z_out_wire += out - 4;
+    return out - 4;
+}
+
+static void msg_bytes(conn *c, const uint8_t *d, size_t n);
+static void conn_fail(conn *c, int kind);
+static void note(const char *fmt, ...);
+
+/* Inflate a piece of a compressed message and check what comes out; false if the connection failed. */
+static bool inflate_feed(conn *c, const uint8_t *in, size_t n) {
+    if (c->z_end) return true; /* the stream ended (BFINAL) inside this message: ignore the rest */
+    z_stream *z = c->zi;
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)n;
+    for (;;) {
+        z->next_out = zbuf;
+        z->avail_out = sizeof zbuf;
+        int r = inflate(z, Z_SYNC_FLUSH);
+        size_t got = sizeof zbuf - z->avail_out;
+        if (got) msg_bytes(c, zbuf, got);
+        if (r == Z_STREAM_END) {
+            c->z_end = true;
+            return true;
+        }
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            note("inflate failed on a compressed message: %s", z->msg ? z->msg : "zlib error");
+            conn_fail(c, E_INFLATE);
+            return false;
+        }
+        if (z->avail_in == 0 && z->avail_out > 0) return true;
+        if (r == Z_BUF_ERROR && got == 0) return true; /* no progress possible */
+    }
+}
+
+/* --deflate-once: the payload's fixed parts [0,a), (a,b), (b,size) compressed once each, as
+ * independent streams ending in a sync flush (a, b: the sequence byte offsets); one set per window. */
+static struct {
+    uint8_t *seg[3];
+    size_t n[3];
+} once[16];
+
+static void once_prepare(int bits) {
+    uint64_t a = seq_pa < seq_pb ? seq_pa : seq_pb, b = seq_pa < seq_pb ? seq_pb : seq_pa;
+    uint64_t lo[3] = {0, a + 1, b + 1}, hi[3] = {a, b, opt.size};
+    for (int k = 0; k < 3; k++) {
+        if (a == b && k == 1) continue;
+        size_t len = hi[k] > lo[k] ? (size_t)(hi[k] - lo[k]) : 0;
+        if (len == 0) continue;
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (deflateInit2(&z, opt.deflate_level, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            die("deflateInit2 failed (window bits %d)", bits);
+        size_t cap = deflateBound(&z, (uLong)len) + 64;
+        uint8_t *o = malloc(cap);
+        if (!o) die("out of memory");
+        z.next_in = payload + lo[k];
+        z.avail_in = (uInt)len;
+        z.next_out = o;
+        z.avail_out = (uInt)cap;
+        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_out == 0 || z.avail_in != 0) die("deflate failed");
+        once[bits].seg[k] = o;
+        once[bits].n[k] = cap - z.avail_out;
+        deflateEnd(&z);
+    }
+}
+
+/* One stored block holding n (1 or 2) literal bytes, at a byte boundary. */
+static size_t stored_block(uint8_t *o, const uint8_t *v, size_t n) {
+    o[0] = 0x00; /* BFINAL 0, BTYPE 00, then padding to the byte boundary */
+    o[1] = (uint8_t)n;
+    o[2] = 0;
+    o[3] = (uint8_t)~n;
+    o[4] = 0xff;
+    memcpy(o + 5, v, n);
+    return 5 + n;
+}
+
+/* The compressed payload for sequence seq, from the parts made by once_prepare; returns its
+ * length without the final 00 00 ff ff. */
+static size_t deflate_once_message(conn *c, uint64_t seq) {
+    int bits = c->z_cbits;
+    if (!once[bits].seg[0] && !once[bits].seg[1] && !once[bits].seg[2]) once_prepare(bits);
+    uint64_t a = seq_pa < seq_pb ? seq_pa : seq_pb, b = seq_pa < seq_pb ? seq_pb : seq_pa;
+    uint8_t va = a == seq_pa ? first_of(seq) : last_of(seq), vb = b == seq_pb ? last_of(seq) : first_of(seq);
+    size_t need = once[bits].n[0] + once[bits].n[1] + once[bits].n[2] + 32;
+    if (zout_cap < need) {
+        free(zout);
+        zout = malloc(need);
+        if (!zout) die("out of memory");
+        zout_cap = need;
+    }
+    size_t n = 0;
+    bool last_stored = false;
+    if (once[bits].n[0]) memcpy(zout, once[bits].seg[0], once[bits].n[0]), n = once[bits].n[0];
+    if (a == b || b == a + 1) { /* one block for both bytes */
+        uint8_t v[2] = {va, vb};
+        n += stored_block(zout + n, v, a == b ? 1 : 2);
+        last_stored = true;
+    } else {
+        n += stored_block(zout + n, &va, 1);
+        memcpy(zout + n, once[bits].seg[1], once[bits].n[1]);
+        n += once[bits].n[1];
+        n += stored_block(zout + n, &vb, 1);
+        last_stored = true;
+    }
+    if (once[bits].n[2]) {
+        memcpy(zout + n, once[bits].seg[2], once[bits].n[2]);
+        n += once[bits].n[2];
+        last_stored = false;
+    }
+    /* RFC 7692 7.2.1: end with an empty stored block (00 00 00 ff ff), then drop its last 4 octets */
+    if (last_stored) zout[n++] = 0x00;
+    else n -= 4; /* a sync flush already ends in 00 00 ff ff */
+    st.z_out_msgs++;
+    st.z_out_raw += opt.size;
+    st.z_out_wire += n;
+    return n;
+}
+
 static void queue_message(conn *c, int64_t t) {
     uint64_t seq = c->seq_sent++;
     c->ts[seq % (uint64_t)opt.inflight] = t;
-    queue_frame(c, opt.text ? 1 : 2, payload, opt.size, (int64_t)seq);
+    uint8_t op = opt.text ? 1 : 2;
+    if (!c->pmd) {
+        queue_frame(c, op, false, payload, opt.size, (int64_t)seq);
+        return;
+    }
+    if (opt.deflate_once && opt.size > 0) {
+        queue_frame(c, op, true, zout, deflate_once_message(c, seq), -1);
+        return;
+    }
+    /* the sequence bytes go into the plain text before compression (the echo checks use them
+     * after inflating); verify_all skips these two offsets, so patching the shared copy is fine */
+    if (opt.size > 0) {
+        payload[seq_pa] = first_of(seq);
+        payload[seq_pb] = last_of(seq);
+    }
+    size_t n = deflate_message(c, payload, opt.size);
+    queue_frame(c, op, true, zout, n, -1);
 }
 
 static void queue_close(conn *c, const uint8_t *body, size_t len) {
-    queue_frame(c, 8, body, len, -1);
+    queue_frame(c, 8, false, body, len, -1);
     c->close_sent = true;
 }
 
@@ -663,6 +940,7 @@ static void conn_end(conn *c) {
     live--;
     free(c->hs);
     c->hs = NULL;
+    z_free(c);
     c->ob_off = c->ob_len = 0;
     if (opt.mode == MODE_CONNECT) {
         c->state = ST_FREE;
@@ -679,7 +957,8 @@ static bool measuring_now(void) { return phase == P_MEASURE; }
 
 /* a whole message arrived (final fragment done) */
 static void message_done(conn *c, int64_t t) {
-    if (opt.mode != MODE_ECHO) {
+    bool priming = opt.mode == MODE_IDLE && opt.prime;
+    if (opt.mode != MODE_ECHO && !priming) {
         st.unexpected_msgs++;
         return;
     }
@@ -690,9 +969,14 @@ static void message_done(conn *c, int64_t t) {
     }
     uint64_t seq = c->seq_recv++;
     bool ok = c->m_op == (opt.text ? 1 : 2) && c->m_len == opt.size && !c->m_bad &&
-              (opt.size == 0 || (c->m_first == first_of(seq) && c->m_last == last_of(seq)));
+              (opt.size == 0 || (c->m_sa == first_of(seq) && c->m_sb == last_of(seq)));
     if (!ok) st.err[E_MISMATCH]++;
     st.msgs_total++;
+    if (priming) { /* the connection now stays idle: drop our zlib state, keep the server's */
+        st.primed++;
+        z_free(c);
+        return;
+    }
     if (measuring_now()) {
         st.msgs++;
         h_add(&lat, t - c->ts[seq % (uint64_t)opt.inflight]);
@@ -704,7 +988,7 @@ static void control_frame(conn *c, uint8_t op) {
     if (op == 9) { /* ping -> pong with the same payload */
         st.pings++;
         if (!c->close_sent) {
-            queue_frame(c, 10, c->cbuf, c->cn, -1);
+            queue_frame(c, 10, false, c->cbuf, c->cn, -1);
             st.pongs_sent++;
         }
     } else if (op == 8) { /* close */
@@ -728,6 +1012,15 @@ static void frame_done(conn *c, int64_t t) {
         control_frame(c, c->f_op);
     } else if (c->f_fin) {
         c->m_on = false;
+        if (c->m_z) {
+            static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+            if (!inflate_feed(c, tail, 4)) return;
+            st.z_in_msgs++;
+            st.z_in_raw += c->m_len;
+            if (c->z_snct || c->z_end) inflateReset(c->zi); /* else the next message uses this context */
+        } else if (c->pmd) {
+            st.z_in_plain++;
+        }
         message_done(c, t);
     }
 }
@@ -743,7 +1036,8 @@ static bool parse_header(conn *c, const uint8_t *h) {
     uint8_t b0 = h[0], b1 = h[1];
     uint8_t fin = b0 >> 7, op = b0 & 0x0f;
     uint64_t len = b1 & 0x7f;
-    if ((b0 & 0x70) || (b1 & 0x80)) goto bad; /* RSV bits without extensions; masked server frame */
+    bool rsv1 = (b0 & 0x40) != 0; /* permessage-deflate: a compressed message */
+    if ((b0 & 0x30) || (rsv1 && !c->pmd) || (b1 & 0x80)) goto bad; /* unknown RSV bits; masked server frame */
     if (len == 126) {
         len = (uint64_t)h[2] << 8 | h[3];
     } else if (len == 127) {
@@ -752,15 +1046,24 @@ static bool parse_header(conn *c, const uint8_t *h) {
         if (len >> 63) goto bad;
     }
     if (op >= 8) {
-        if (op > 10 || !fin || len > 125) goto bad;
+        if (op > 10 || !fin || len > 125 || rsv1) goto bad;
     } else if (op == 0) {
-        if (!c->m_on) goto bad; /* continuation without a message */
+        if (!c->m_on || rsv1) goto bad; /* continuation without a message; RSV1 only on the first frame */
     } else if (op == 1 || op == 2) {
         if (c->m_on) goto bad; /* new message inside a fragmented one */
         c->m_on = true;
         c->m_bad = false;
         c->m_op = op;
         c->m_len = 0;
+        c->m_sa = c->m_sb = 0;
+        c->m_z = rsv1;
+        c->z_end = false;
+        if (rsv1 && !c->zi) { /* first compressed message from the server on this connection */
+            c->zi = calloc(1, sizeof *c->zi);
+            if (!c->zi) die("out of memory");
+            if (inflateInit2(c->zi, -(int)c->z_sbits) != Z_OK) die("inflateInit2 failed (window bits %d)", c->z_sbits);
+            st.z_streams++;
+        }
     } else {
         goto bad;
     }
@@ -773,6 +1076,28 @@ static bool parse_header(conn *c, const uint8_t *h) {
 bad:
     conn_fail(c, E_BAD_FRAME);
     return false;
+}
+
+/* Does d, the payload bytes [lo, hi) of an echo, match what we sent? The two sequence bytes are
+ * checked apart (message_done), so they are skipped here. */
+static bool payload_matches(const uint8_t *d, uint64_t lo, uint64_t hi) {
+    uint64_t a = seq_pa < seq_pb ? seq_pa : seq_pb, b = seq_pa < seq_pb ? seq_pb : seq_pa;
+    uint64_t seg[3][2] = {{lo, a}, {a + 1, b}, {b + 1, hi}};
+    for (int k = 0; k < 3; k++) {
+        uint64_t s = seg[k][0] > lo ? seg[k][0] : lo, e = seg[k][1] < hi ? seg[k][1] : hi;
+        if (s < e && memcmp(d + (s - lo), payload + s, (size_t)(e - s)) != 0) return false;
+    }
+    return true;
+}
+
+/* n more bytes of the (inflated) payload of the message being received */
+static void msg_bytes(conn *c, const uint8_t *d, size_t n) {
+    uint64_t lo = c->m_len, hi = lo + n;
+    if (seq_pa >= lo && seq_pa < hi) c->m_sa = d[seq_pa - lo];
+    if (seq_pb >= lo && seq_pb < hi) c->m_sb = d[seq_pb - lo];
+    if (opt.verify_all && !c->m_bad && lo < opt.size && !payload_matches(d, lo, hi < opt.size ? hi : opt.size))
+        c->m_bad = true;
+    c->m_len = hi;
 }
 
 static void feed(conn *c, const uint8_t *p, size_t n, int64_t t) {
@@ -808,14 +1133,12 @@ static void feed(conn *c, const uint8_t *p, size_t n, int64_t t) {
             memcpy(c->cbuf + c->cn, p + i, take);
             c->cn += (uint8_t)take;
         } else if (take > 0) {
-            if (c->m_len == 0) c->m_first = p[i];
-            c->m_last = p[i + take - 1];
-            if (opt.verify_all && opt.size >= 2) {
-                uint64_t lo = c->m_len, hi = c->m_len + take;
-                uint64_t a = lo < 1 ? 1 : lo, b = hi < opt.size - 1 ? hi : opt.size - 1;
-                if (a < b && memcmp(p + i + (a - lo), payload + a, (size_t)(b - a)) != 0) c->m_bad = true;
+            if (c->m_z) {
+                st.z_in_wire += take;
+                if (!inflate_feed(c, p + i, take)) return;
+            } else {
+                msg_bytes(c, p + i, take);
             }
-            c->m_len += take;
         }
         i += take;
         c->f_rem -= take;
@@ -855,10 +1178,117 @@ static bool header_has_token(const char *v, size_t vl, const char *tok) {
     return false;
 }
 
-/* check a complete response head (ending in \r\n\r\n) */
-static bool check_response(conn *c, const char *h, size_t len) {
-    if (len < 12 || memcmp(h, "HTTP/1.1 101", 12) != 0) return false;
-    bool acc = false, upg = false, con = false;
+/* A failure reason, printed once per distinct text (to stderr), so a refused handshake says why. */
+static void note(const char *fmt, ...) {
+    static char seen[8][160];
+    static int nseen;
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < nseen; i++)
+        if (!strcmp(seen[i], msg)) return;
+    if (nseen < 8) strcpy(seen[nseen++], msg);
+    fprintf(stderr, "loadgen: %s\n", msg);
+}
+
+/* permessage-deflate parameters of one offer or response; window bits: -1 absent, 0 without value */
+typedef struct {
+    bool snct, cnct;
+    int smwb, cmwb;
+} pmd_params;
+
+static pmd_params offer; /* what we offer (parsed from opt.deflate_offer) */
+
+static void trim(const char **s, size_t *n) {
+    while (*n && (**s == ' ' || **s == '\t')) (*s)++, (*n)--;
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
+}
+
+/* Parse "permessage-deflate; p1; p2=v" (a single extension); NULL if well-formed, else the reason. */
+static const char *pmd_parse(const char *v, size_t vl, pmd_params *o) {
+    o->snct = o->cnct = false;
+    o->smwb = o->cmwb = -1;
+    if (memchr(v, ',', vl)) return "more than one extension";
+    for (size_t i = 0, idx = 0; i <= vl; idx++) {
+        size_t j = i;
+        while (j < vl && v[j] != ';') j++;
+        const char *el = v + i;
+        size_t el_n = j - i;
+        i = j + 1;
+        trim(&el, &el_n);
+        if (idx == 0) {
+            if (el_n != 18 || strncasecmp(el, "permessage-deflate", 18)) return "not permessage-deflate";
+            continue;
+        }
+        const char *eq = memchr(el, '=', el_n);
+        const char *name = el, *val = NULL;
+        size_t nn = eq ? (size_t)(eq - el) : el_n, vn = 0;
+        trim(&name, &nn);
+        if (eq) {
+            val = eq + 1;
+            vn = el_n - (size_t)(eq + 1 - el);
+            trim(&val, &vn);
+            if (vn >= 2 && val[0] == '"' && val[vn - 1] == '"') val++, vn -= 2;
+        }
+        if (nn == 26 && !strncasecmp(name, "server_no_context_takeover", 26)) {
+            if (val || o->snct) return "bad or repeated server_no_context_takeover";
+            o->snct = true;
+        } else if (nn == 26 && !strncasecmp(name, "client_no_context_takeover", 26)) {
+            if (val || o->cnct) return "bad or repeated client_no_context_takeover";
+            o->cnct = true;
+        } else if (nn == 22 && (!strncasecmp(name, "server_max_window_bits", 22) ||
+                                !strncasecmp(name, "client_max_window_bits", 22))) {
+            int *w = tolower((unsigned char)name[0]) == 's' ? &o->smwb : &o->cmwb;
+            if (*w != -1) return "repeated max_window_bits";
+            *w = 0;
+            if (val) {
+                if (vn < 1 || vn > 2 || val[0] < '0' || val[0] > '9' || (vn == 2 && (val[1] < '0' || val[1] > '9')) ||
+                    (vn == 2 && val[0] == '0'))
+                    return "max_window_bits value is not a number";
+                *w = vn == 1 ? val[0] - '0' : (val[0] - '0') * 10 + val[1] - '0';
+                if (*w < 8 || *w > 15) return "max_window_bits value outside 8-15";
+            }
+        } else {
+            return nn ? "unknown parameter" : "empty parameter";
+        }
+    }
+    return NULL;
+}
+
+/* Check the server's Sec-WebSocket-Extensions against our offer and record the agreement in c;
+ * NULL if acceptable, else the reason. */
+static const char *pmd_accept(conn *c, const char *v, size_t vl) {
+    pmd_params r;
+    const char *why = pmd_parse(v, vl, &r);
+    if (why) return why;
+    if (r.smwb == 0) return "server_max_window_bits without a value";
+    if (r.cmwb == 0) return "client_max_window_bits without a value";
+    if (r.cmwb > 0 && offer.cmwb < 0) return "client_max_window_bits, which we did not offer";
+    if (r.cmwb > 0 && offer.cmwb > 0 && r.cmwb > offer.cmwb) return "client_max_window_bits above our offer";
+    if (offer.smwb > 0 && !(r.smwb > 0 && r.smwb <= offer.smwb))
+        return "no server_max_window_bits within our offer";
+    if (offer.snct && !r.snct) return "no server_no_context_takeover, which we asked for";
+    c->pmd = true;
+    c->z_snct = r.snct;
+    c->z_cnct = r.cnct || offer.cnct; /* offering it promises not to use context takeover */
+    c->z_sbits = (uint8_t)(r.smwb > 0 ? r.smwb : 15);
+    c->z_cbits = (uint8_t)(r.cmwb > 0 ? r.cmwb : offer.cmwb > 0 ? offer.cmwb : 15);
+    if (c->z_cbits == 8) return "client_max_window_bits=8, which zlib cannot compress with";
+    if (!agreed[0]) snprintf(agreed, sizeof agreed, "%.*s", (int)vl, v);
+    return NULL;
+}
+
+/* Check a complete response head (ending in \r\n\r\n); -1 if fine, else the error kind. */
+static int check_response(conn *c, const char *h, size_t len) {
+    if (len < 12 || memcmp(h, "HTTP/1.1 101", 12) != 0) {
+        const char *eol = memchr(h, '\r', len);
+        size_t sl = eol ? (size_t)(eol - h) : len;
+        note("handshake refused: '%.*s'", (int)(sl > 100 ? 100 : sl), h);
+        return E_HANDSHAKE;
+    }
+    bool acc = false, upg = false, con = false, ext = false;
     const char *p = memchr(h, '\n', len);
     const char *end = h + len;
     while (p && p + 1 < end) {
@@ -881,12 +1311,31 @@ static bool check_response(conn *c, const char *h, size_t len) {
                 upg = vl == 9 && !strncasecmp(v, "websocket", 9);
             else if (nl == 10 && !strncasecmp(ls, "connection", 10))
                 con = header_has_token(v, vl, "upgrade");
-            else if (nl == 24 && !strncasecmp(ls, "sec-websocket-extensions", 24))
-                return false; /* we offered none */
+            else if (nl == 24 && !strncasecmp(ls, "sec-websocket-extensions", 24)) {
+                if (!opt.deflate) {
+                    note("the server answered with extensions we did not offer: '%.*s'", (int)(vl > 100 ? 100 : vl), v);
+                    return E_HANDSHAKE;
+                }
+                const char *why = ext ? "two Sec-WebSocket-Extensions headers" : pmd_accept(c, v, vl);
+                if (why) {
+                    note("bad permessage-deflate response '%.*s': %s", (int)(vl > 80 ? 80 : vl), v, why);
+                    return E_HANDSHAKE;
+                }
+                ext = true;
+            }
         }
         p = le;
     }
-    return acc && upg && con;
+    if (!(acc && upg && con)) {
+        note("bad 101: %s", !acc ? "wrong or missing Sec-WebSocket-Accept" : !upg ? "no Upgrade: websocket"
+                                                                                : "no Connection: upgrade");
+        return E_HANDSHAKE;
+    }
+    if (opt.deflate && !ext) {
+        note("server declined permessage-deflate: its 101 has no Sec-WebSocket-Extensions");
+        return E_DECLINED;
+    }
+    return -1;
 }
 
 static void on_open(conn *c, int64_t t) {
@@ -915,8 +1364,9 @@ static void handshake_data(conn *c, const uint8_t *p, size_t n, int64_t t) {
         return;
     }
     size_t hl = (size_t)(e + 4 - c->hs);
-    if (!check_response(c, c->hs, hl)) {
-        conn_fail(c, E_HANDSHAKE);
+    int kind = check_response(c, c->hs, hl);
+    if (kind >= 0) {
+        conn_fail(c, kind);
         return;
     }
     /* frames may follow the response head in the same read */
@@ -1097,7 +1547,7 @@ static void on_alarm(int sig) {
 
 /* ------------------------------------------------------------------ main loop */
 
-static int64_t t_phase_end, t_open_start, t_open_end, t_measure_start, t_measure_end;
+static int64_t t_phase_end, t_open_start, t_open_end, t_prime_end, t_measure_start, t_measure_end;
 static double cpu_m0, cpu_m1, cpu_u0, cpu_s0, cpu_u1, cpu_s1, srv_cpu0 = -1, srv_cpu1 = -1;
 static long rss_before = -1, rss_after = -1, hwm_after = -1;
 static int open_at_measure;
@@ -1197,6 +1647,16 @@ static void run(void) {
                         for (int k = 0; k < opt.inflight; k++) queue_message(c, t);
                         flush(c);
                     }
+                } else if (opt.prime) {
+                    phase = P_PRIME; /* one message each, and its echo, before the hold */
+                    t_phase_end = t + (int64_t)((opt.timeout + opt.connections / 1000.0) * 1e9);
+                    for (int i = 0; i < nconns; i++) {
+                        conn *c = &conns[i];
+                        if (c->state != ST_OPEN || c->close_sent) continue;
+                        queue_message(c, t);
+                        st.prime_sent++;
+                        flush(c);
+                    }
                 } else {
                     phase = P_HOLD;
                     t_phase_end = t + (int64_t)(opt.hold * 1e9);
@@ -1205,6 +1665,22 @@ static void run(void) {
                 continue;
             }
             break;
+        case P_PRIME: {
+            int pending = 0;
+            for (int i = 0; i < nconns && (pending == 0 || t >= t_phase_end); i++) {
+                conn *c = &conns[i];
+                if (c->state == ST_OPEN && !c->close_sent && c->seq_recv < c->seq_sent) pending++;
+            }
+            if (pending == 0 || t >= t_phase_end) {
+                st.err[E_PRIME_TIMEOUT] += (uint64_t)pending;
+                t_prime_end = t;
+                phase = P_HOLD;
+                t_phase_end = t + (int64_t)(opt.hold * 1e9);
+                window_start(t);
+                continue;
+            }
+            break;
+        }
         case P_WARMUP:
             if (t >= t_phase_end) {
                 phase = P_MEASURE;
@@ -1313,6 +1789,17 @@ static void print_errors_json(void) {
     printf("}");
 }
 
+static void json_string(const char *v) {
+    putchar('"');
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 32) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
 static void report(double total_cpu, double total_wall) {
     double win = (t_measure_end - t_measure_start) / 1e9;
     if (win <= 0) win = 1e-9;
@@ -1326,7 +1813,8 @@ static void report(double total_cpu, double total_wall) {
     if (opt.mode == MODE_ECHO) {
         double mps = st.msgs / win, mbps = (double)st.msgs * opt.size / win / 1e6;
         fprintf(hout, "setup:        %d connections, %d in flight each, %u-byte %s messages%s\n", opt.connections,
-                opt.inflight, opt.size, opt.text ? "text" : "binary", opt.verify_all ? ", full verify" : "");
+                opt.inflight, opt.size, opt.payload == PAYLOAD_JSON ? "JSON text" : opt.text ? "text" : "binary",
+                opt.verify_all ? ", full verify" : "");
         fprintf(hout, "connected:    %llu/%d in %.2f s, %d open when counting started\n",
                 (unsigned long long)st.established, opt.connections, (t_open_end - t_open_start) / 1e9,
                 open_at_measure);
@@ -1350,6 +1838,24 @@ static void report(double total_cpu, double total_wall) {
         fprintf(hout, "connected:    %llu/%d in %.2f s (concurrency %d), held %.1f s, %d still open at the end\n",
                 (unsigned long long)st.established, opt.connections, (t_open_end - t_open_start) / 1e9,
                 opt.concurrency, win, open_at_measure);
+        if (opt.prime)
+            fprintf(hout, "primed:       %llu/%llu echoes of one %u-byte %s message each, in %.2f s, before the hold\n",
+                    (unsigned long long)st.primed, (unsigned long long)st.prime_sent, opt.size,
+                    opt.payload == PAYLOAD_JSON ? "JSON" : opt.text ? "text" : "binary",
+                    (t_prime_end - t_open_end) / 1e9);
+    }
+    if (opt.deflate) {
+        fprintf(hout, "deflate:      offered '%s', agreed '%s', our level %d%s\n", opt.deflate_offer, agreed,
+                opt.deflate_level, opt.deflate_once ? ", payload compressed once (--deflate-once)" : "");
+        if (st.z_out_msgs || st.z_in_msgs || st.z_in_plain)
+            fprintf(hout, "              sent %llu messages, %.0f -> %.0f B each (%.2fx); received %llu, %.0f -> %.0f B "
+                          "(%.2fx); %llu echoes uncompressed\n",
+                    (unsigned long long)st.z_out_msgs, st.z_out_msgs ? (double)st.z_out_raw / st.z_out_msgs : 0.0,
+                    st.z_out_msgs ? (double)st.z_out_wire / st.z_out_msgs : 0.0,
+                    st.z_out_wire ? (double)st.z_out_raw / st.z_out_wire : 0.0, (unsigned long long)st.z_in_msgs,
+                    st.z_in_msgs ? (double)st.z_in_wire / st.z_in_msgs : 0.0,
+                    st.z_in_msgs ? (double)st.z_in_raw / st.z_in_msgs : 0.0,
+                    st.z_in_wire ? (double)st.z_in_raw / st.z_in_wire : 0.0, (unsigned long long)st.z_in_plain);
     }
     if (opt.mode == MODE_IDLE || st.pings || st.unexpected_msgs)
         fprintf(hout, "server sent:  %llu pings (%llu pongs sent back), %llu unexpected data messages\n",
@@ -1376,10 +1882,11 @@ static void report(double total_cpu, double total_wall) {
     printf("\"window_s\":%.3f,", win);
     if (opt.mode == MODE_ECHO) {
         printf("\"connections\":%d,\"connected\":%llu,\"open_at_measure\":%d,\"inflight\":%d,\"size\":%u,"
-               "\"text\":%s,\"warmup_s\":%.3f,\"messages\":%llu,\"messages_per_s\":%.1f,\"mb_per_s\":%.3f,",
+               "\"text\":%s,\"payload\":\"%s\",\"warmup_s\":%.3f,\"messages\":%llu,\"messages_per_s\":%.1f,"
+               "\"mb_per_s\":%.3f,",
                opt.connections, (unsigned long long)st.established, open_at_measure, opt.inflight, opt.size,
-               opt.text ? "true" : "false", opt.warmup, (unsigned long long)st.msgs, st.msgs / win,
-               (double)st.msgs * opt.size / win / 1e6);
+               opt.text ? "true" : "false", opt.payload == PAYLOAD_JSON ? "json" : "bytes", opt.warmup,
+               (unsigned long long)st.msgs, st.msgs / win, (double)st.msgs * opt.size / win / 1e6);
         printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},",
                h_quantile(&lat, 0.5) / 1e3, h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3,
                h_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.n ? lat.sum / lat.n / 1e3 : 0.0);
@@ -1395,6 +1902,22 @@ static void report(double total_cpu, double total_wall) {
     } else {
         printf("\"connections\":%d,\"connected\":%llu,\"open_at_end\":%d,\"hold_s\":%.3f,",
                opt.connections, (unsigned long long)st.established, open_at_measure, win);
+        if (opt.prime)
+            printf("\"prime\":{\"size\":%u,\"payload\":\"%s\",\"sent\":%llu,\"echoed\":%llu},", opt.size,
+                   opt.payload == PAYLOAD_JSON ? "json" : "bytes", (unsigned long long)st.prime_sent,
+                   (unsigned long long)st.primed);
+    }
+    if (opt.deflate) {
+        printf("\"deflate\":{\"offer\":");
+        json_string(opt.deflate_offer);
+        printf(",\"agreed\":");
+        json_string(agreed);
+        printf(",\"level\":%d,\"once\":%s,\"sent_messages\":%llu,\"sent_raw_bytes\":%llu,\"sent_wire_bytes\":%llu,"
+               "\"received_messages\":%llu,\"received_raw_bytes\":%llu,\"received_wire_bytes\":%llu,"
+               "\"received_uncompressed\":%llu},",
+               opt.deflate_level, opt.deflate_once ? "true" : "false", (unsigned long long)st.z_out_msgs, (unsigned long long)st.z_out_raw,
+               (unsigned long long)st.z_out_wire, (unsigned long long)st.z_in_msgs, (unsigned long long)st.z_in_raw,
+               (unsigned long long)st.z_in_wire, (unsigned long long)st.z_in_plain);
     }
     if (opt.mode != MODE_CONNECT) printf("\"clean_closes\":%llu,", (unsigned long long)st.clean_closes);
     printf("\"pings\":%llu,\"pongs_sent\":%llu,\"unexpected_messages\":%llu,", (unsigned long long)st.pings,
@@ -1413,6 +1936,89 @@ static void report(double total_cpu, double total_wall) {
     printf(",\"client_cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f,\"percent_of_core\":%.1f,\"run_cpu_s\":%.3f,"
            "\"run_wall_s\":%.3f}}\n",
            cpu_u1 - cpu_u0, cpu_s1 - cpu_s0, cpu_pct, total_cpu, total_wall);
+}
+
+/* ------------------------------------------------------------------ JSON payload */
+
+/* A fixed generator, so every run (and every tool version) sends the same JSON. */
+static uint64_t json_rng = 0x9E3779B97F4A7C15ULL;
+
+static uint32_t jr(uint32_t n) {
+    json_rng ^= json_rng >> 12;
+    json_rng ^= json_rng << 25;
+    json_rng ^= json_rng >> 27;
+    return (uint32_t)(((json_rng * 0x2545F4914F6CDD1DULL) >> 32) % n);
+}
+
+#define PICK(a) a[jr((uint32_t)(sizeof a / sizeof a[0]))]
+
+/* A JSON text of exactly size (>= JSON_MIN_SIZE) bytes, like an API's list response:
+ *   {"seq":"Aa","items":[{"id":..,"name":..,"email":..,"created":..,"score":..,...},...],"note":"..."}
+ * The items vary (names, ids, timestamps, floats, tags); "note" pads it to the exact size. The two
+ * letters of "seq" (offsets 8 and 9) carry the message's sequence check. */
+static void make_json(uint8_t *out, size_t size) {
+    static const char *first[] = {"Maria", "James", "Wei",   "Fatima", "Olivia", "Liam",  "Yuki", "Ahmed",
+                                  "Sofia", "Noah",  "Ana",   "Lucas",  "Emma",   "Mateo", "Chloe", "Ivan",
+                                  "Aisha", "Hugo",  "Lena",  "Omar",   "Zoe",    "Pablo", "Mia",  "Arjun"};
+    static const char *last[] = {"Garcia", "Smith", "Wang",  "Khan",   "Johnson", "Muller", "Tanaka",
+                                 "Rossi",  "Silva", "Nguyen", "Kowalski", "Dubois", "Novak", "Haddad",
+                                 "Jensen", "Moreau", "Ito",   "Costa",  "Fischer", "Patel"};
+    static const char *domains[] = {"example.org", "mail.test", "corp.example", "inbox.invalid"};
+    static const char *roles[] = {"admin", "editor", "viewer", "owner", "guest"};
+    static const char *states[] = {"active", "pending", "suspended", "invited"};
+    static const char *tags[] = {"alpha", "beta", "ops", "billing", "eu", "us", "apac", "trial", "vip", "mobile",
+                                 "web", "api"};
+    static const char *words[] = {"lorem", "ipsum",  "dolor",      "sit",    "amet",   "consectetur", "adipiscing",
+                                  "elit",  "sed",    "do",         "eiusmod", "tempor", "incididunt", "ut",
+                                  "labore", "et",    "dolore",     "magna",  "aliqua"};
+    char *o = (char *)out;
+    static const char head[] = "{\"seq\":\"Aa\",\"items\":[";
+    const size_t tail = 12; /* ],"note":""} */
+    size_t pos = sizeof head - 1;
+    memcpy(o, head, pos);
+    uint64_t id = 100000 + jr(900000);
+    int64_t ms = 1714557600000LL + jr(3600000); /* 2024-05-01 */
+    bool first_item = true;
+    for (;;) {
+        char item[512], when[32], email[96], tagv[64];
+        id += 1 + jr(40);
+        ms += jr(90000);
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        size_t wl = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + wl, sizeof when - wl, ".%03dZ", (int)(ms % 1000));
+        const char *fn = PICK(first), *ln = PICK(last);
+        int el = snprintf(email, sizeof email, "%s.%s%u@%s", fn, ln, jr(100), PICK(domains));
+        for (int k = 0; k < el; k++) email[k] = (char)tolower((unsigned char)email[k]);
+        int nt = 1 + (int)jr(3), tl = 0;
+        for (int k = 0; k < nt; k++) tl += snprintf(tagv + tl, sizeof tagv - (size_t)tl, "%s\"%s\"", k ? "," : "", PICK(tags));
+        int n = snprintf(item, sizeof item,
+                         "{\"id\":%llu,\"name\":\"%s %s\",\"email\":\"%s\",\"created\":\"%s\",\"score\":%.3f,"
+                         "\"lat\":%.5f,\"lon\":%.5f,\"active\":%s,\"role\":\"%s\",\"status\":\"%s\",\"tags\":[%s],"
+                         "\"balance\":%.2f,\"visits\":%u}",
+                         (unsigned long long)id, fn, ln, email, when, jr(100000) / 1000.0,
+                         jr(18000000) / 100000.0 - 90.0, jr(36000000) / 100000.0 - 180.0, jr(4) ? "true" : "false",
+                         PICK(roles), PICK(states), tagv, ((double)jr(2000000) - 500000.0) / 100.0, jr(5000));
+        size_t need = (size_t)n + (first_item ? 0 : 1);
+        if (pos + need + tail > size) break;
+        if (!first_item) o[pos++] = ',';
+        memcpy(o + pos, item, (size_t)n);
+        pos += (size_t)n;
+        first_item = false;
+    }
+    memcpy(o + pos, "],\"note\":\"", 10);
+    pos += 10;
+    size_t fill = size - pos - 2;
+    for (size_t f = 0; f < fill;) {
+        const char *w = PICK(words);
+        for (; *w && f < fill; w++) o[pos + f++] = *w;
+        if (f < fill) o[pos + f++] = ' ';
+    }
+    pos += fill;
+    o[pos++] = '"';
+    o[pos++] = '}';
+    if (pos != size) die("internal error: JSON payload of %zu bytes instead of %zu", pos, size);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1453,12 +2059,30 @@ int main(int argc, char **argv) {
         for (int i = nconns - 1; i >= 0; i--) free_list[nfree++] = i;
     }
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    for (uint32_t i = 0; i < opt.size; i++) payload[i] = opt.text ? (uint8_t)alnum[i % 36] : (uint8_t)rng64();
+    if (opt.payload == PAYLOAD_JSON) {
+        make_json(payload, opt.size);
+        seq_pa = 8; /* {"seq":"Aa", : the two letters */
+        seq_pb = 9;
+    } else {
+        for (uint32_t i = 0; i < opt.size; i++) payload[i] = opt.text ? (uint8_t)alnum[i % 36] : (uint8_t)rng64();
+        seq_pa = 0; /* the first and the last byte */
+        seq_pb = opt.size ? opt.size - 1 : 0;
+    }
+    if (opt.size > 0) { /* the base payload holds sequence number 0 */
+        payload[seq_pa] = first_of(0);
+        payload[seq_pb] = last_of(0);
+    }
 
+    if (opt.deflate) {
+        const char *why = pmd_parse(opt.deflate_offer, strlen(opt.deflate_offer), &offer);
+        if (!why && offer.smwb == 0) why = "server_max_window_bits needs a value";
+        if (why) die("bad --deflate-offer '%s': %s", opt.deflate_offer, why);
+    }
     request_prefix_len = (size_t)snprintf(request_prefix, sizeof request_prefix,
                                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                                          "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
-                                          opt.path, opt.port);
+                                          "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n%s%s%s",
+                                          opt.path, opt.port, opt.deflate ? "Sec-WebSocket-Extensions: " : "",
+                                          opt.deflate ? opt.deflate_offer : "", opt.deflate ? "\r\n" : "");
 
     memset(&target, 0, sizeof target);
     target.sin_family = AF_INET;
@@ -1476,7 +2100,8 @@ int main(int argc, char **argv) {
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1: %s", strerror(errno));
 
-    double bound = OPEN_PHASE_MAX_S + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15;
+    double bound = OPEN_PHASE_MAX_S + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
+                   (opt.prime ? opt.timeout + opt.connections / 1000.0 : 0);
     signal(SIGALRM, on_alarm);
     alarm((unsigned)bound);
 
