@@ -174,3 +174,18 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(!channel.isActive, "the server closes the socket after echoing the close")
     }
 }
+
+@Suite struct UnmaskingTests {
+    /// The word-at-a-time unmask agrees with NIO's byte-at-a-time one for every length around the
+    /// word size and for random keys and payloads.
+    @Test func agreesWithNIOsUnmask() {
+        var generator = SystemRandomNumberGenerator()
+        for length in Array(0...33) + [1000, 65537] {
+            let key = WebSocketMaskingKey.random(using: &generator)
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: ByteBuffer(bytes: bytes))
+            #expect(frame.unmaskedPayload == frame.unmaskedData, "length \(length)")
+            #expect(frame.data == ByteBuffer(bytes: bytes), "the frame's own data is left masked")
+        }
+    }
+}

@@ -42,7 +42,7 @@ struct WebSocketStateMachine {
         guard state != .closed else { return .none }
         guard frame.maskKey != nil else { return fail(.protocolError, "client frames must be masked") }
         guard !frame.rsv2, !frame.rsv3 else { return fail(.protocolError, "reserved bits set without an extension") }
-        let data = frame.unmaskedData
+        let data = frame.unmaskedPayload
         switch frame.opcode {
         case .text, .binary, .continuation:
             let isText: Bool? = frame.opcode == .continuation ? nil : frame.opcode == .text

@@ -1,0 +1,33 @@
+import NIOCore
+import NIOWebSocket
+
+extension WebSocketFrame {
+    /// The payload unmasked into a new buffer, eight bytes at a time.
+    ///
+    /// NIO's `unmaskedData` copies the payload (it is a slice of the decoder's buffer) and then
+    /// unmasks it one byte at a time with a modulo per byte, which capped large-message echo near
+    /// 220 MB/s (issue #6). This does the copy and the XOR in one pass over 64-bit words.
+    var unmaskedPayload: ByteBuffer {
+        guard let key = maskKey else { return data }
+        let count = data.readableBytes
+        var output = ByteBufferAllocator().buffer(capacity: count)
+        let key32 = [key[0], key[1], key[2], key[3]].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        let key64 = UInt64(key32) | UInt64(key32) << 32
+        data.withUnsafeReadableBytes { source in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                var index = 0
+                while index + 8 <= count {
+                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    target.storeBytes(of: word ^ key64, toByteOffset: index, as: UInt64.self)
+                    index += 8
+                }
+                while index < count {
+                    target[index] = source[index] ^ key[index % 4]
+                    index += 1
+                }
+                return count
+            }
+        }
+        return output
+    }
+}
