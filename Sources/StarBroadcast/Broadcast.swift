@@ -10,8 +10,8 @@ import Synchronization
 /// ```swift
 /// @concurrent func chat(path: PathParams, ws: WebSocket, broadcast: Broadcast) async throws {
 ///     let room = path["room"] ?? "lobby"
-///     try await ws.connect()
 ///     try await broadcast.subscribe(to: room) { events in
+///         try await ws.connect()  // after subscribing: the client misses nothing published once it is open
 ///         try await withThrowingDiscardingTaskGroup { group in
 ///             group.addTask { for await event in events { try await ws.send(event.message) } }
 ///             for try await message in ws.messages { try await broadcast.publish(room, message) }

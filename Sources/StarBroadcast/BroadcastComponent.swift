@@ -10,46 +10,46 @@ import Synchronization
 /// App(routes: routes, components: [try BroadcastComponent()])   // STAR_BROADCAST_URL, else memory://
 /// App(routes: routes, components: [try BroadcastComponent(url: "postgres://star:secret@db:5432/chat")])
 /// ```
+///
+/// The broadcast is made on first use and logs through the app's logger (so `--log-level`
+/// applies) unless a logger is given.
 public struct BroadcastComponent: ComponentProvider {
     private let shared: SharedBroadcast
 
     /// A broadcast on `url`, or — when `url` is `nil` — on the `STAR_BROADCAST_URL` environment
     /// variable (which `app.main()`'s `--broadcast-url` sets), read on first use, else `memory://`.
     ///
-    /// - Throws: ``BroadcastError`` for a malformed `url`.
-    public init(url: String? = nil, logger: Logger = Logger(label: "star.broadcast")) throws(BroadcastError) {
-        shared = SharedBroadcast(logger: logger)
-        if let url { try shared.make(url: url) }
+    /// - Throws: ``BroadcastError`` for a malformed `url` (a malformed variable is reported on first use).
+    public init(url: String? = nil, logger: Logger? = nil) throws(BroadcastError) {
+        if let url { _ = try BroadcastURL(url) }
+        shared = SharedBroadcast(url: url, logger: logger)
     }
 
     /// The shared broadcast. A malformed `STAR_BROADCAST_URL` fails every request that needs it:
     /// the reason is logged and the client gets a 500.
     public func resolve(in context: RequestContext) throws -> Broadcast {
-        try shared.get()
+        try shared.get(appLogger: context.app.logger)
     }
 }
 
 /// The one broadcast of a component, made at most once.
 private final class SharedBroadcast: Sendable {
-    private let logger: Logger
+    private let url: String?
+    private let logger: Logger?
     private let made = Mutex<Result<Broadcast, BroadcastError>?>(nil)
 
-    init(logger: Logger) {
+    init(url: String?, logger: Logger?) {
+        self.url = url
         self.logger = logger
     }
 
-    func make(url: String) throws(BroadcastError) {
-        let broadcast = try Broadcast(url: url, logger: logger)
-        made.withLock { $0 = .success(broadcast) }
-    }
-
-    func get() throws(BroadcastError) -> Broadcast {
-        let logger = self.logger
+    func get(appLogger: Logger) throws(BroadcastError) -> Broadcast {
+        let logger = self.logger ?? appLogger
+        let url = self.url ?? ProcessInfo.processInfo.environment[Broadcast.environmentVariable] ?? "memory://"
         return try made.withLock { made in
             if let made { return made }
-            let url = ProcessInfo.processInfo.environment[Broadcast.environmentVariable] ?? "memory://"
             let result = Result { () throws(BroadcastError) in try Broadcast(url: url, logger: logger) }
-            if case .failure(let error) = result { logger.error("\(Broadcast.environmentVariable): \(error)") }
+            if case .failure(let error) = result { logger.error("broadcast URL: \(error)") }
             made = result
             return result
         }.get()

@@ -5,60 +5,42 @@ real Star server binaries.
                 (never skips), with a pointer to .ci/browser.sh
   browser       one cdp.Browser for the whole session (throw-away profile, killed at the end)
   page          a fresh about:blank tab per test, closed afterwards
-  echo_server   .build/debug/echo on a free loopback port, once per module (route /echo);
-                never built here: a missing binary fails the tests
+  new_page      a factory for more tabs in one test: new_page(url="about:blank"); each is
+                closed at the end of the test (its console printed, like `page`'s)
+  echo_server   .build/debug/echo on a free loopback port, once per module (route /echo)
+  postgres      the PostgreSQL the chat tests share (session-scoped): $STAR_TEST_POSTGRES_URL,
+                else `.ci/postgres.sh start` (Tests/support/star_processes.py, `Postgres`)
+  chat_servers  two .build/debug/chat processes on free ports, both with
+                --broadcast-url <postgres>, once per module (test_chat_browser.py)
 
-Binaries come from $STAR_BIN_DIR (default: <repo>/.build/debug). Every test also has a
-hard SIGALRM deadline (default 90 s, or the `deadline(seconds)` marker) on top of the
-timeouts of each CDP call.
+Servers are never built here: a missing binary (or PostgreSQL) fails the tests. Binaries
+come from $STAR_BIN_DIR (default: <repo>/.build/debug). Every test also has a hard SIGALRM
+deadline (default 90 s, or the `deadline(seconds)` marker) on top of the timeouts of each
+CDP call. The process helpers are shared with Tests/Peers: Tests/support/star_processes.py.
 """
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 BROWSER_DIR = Path(__file__).resolve().parent
-ROOT = BROWSER_DIR.parent.parent
-BIN_DIR = Path(os.environ.get("STAR_BIN_DIR") or ROOT / ".build" / "debug")
-HOST = "127.0.0.1"
-DEFAULT_DEADLINE = 90.0
-
 sys.path.insert(0, str(BROWSER_DIR))  # for `import cdp`
+sys.path.insert(0, str(BROWSER_DIR.parent / "support"))  # for `import star_processes`
 
 import cdp  # noqa: E402
+import star_processes  # noqa: E402
+from star_processes import BIN_DIR, HOST, ROOT, StarServer, free_port  # noqa: E402,F401
+
+DEFAULT_DEADLINE = 90.0
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "deadline(seconds): hard time limit of one test (default 90 s)")
+    config.addinivalue_line("markers", star_processes.deadline_marker_help(DEFAULT_DEADLINE))
 
 
-class _Deadline(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def _hard_deadline(request):
-    """A last-resort bound on every test: SIGALRM raises in the test after its deadline."""
-    marker = request.node.get_closest_marker("deadline")
-    seconds = float(marker.args[0]) if marker else DEFAULT_DEADLINE
-
-    def expired(signum, frame):
-        raise _Deadline("test exceeded its hard deadline of %gs" % seconds)
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+_hard_deadline = star_processes.hard_deadline_fixture(DEFAULT_DEADLINE)
 
 
 # -- the browser -------------------------------------------------------------------------
@@ -86,6 +68,12 @@ def browser(chromium):
         b.close()
 
 
+def _close_page(p, label=""):
+    for line in p.console:
+        print("console%s:" % label, line)
+    p.close()
+
+
 @pytest.fixture
 def page(browser):
     """A fresh about:blank tab; its console is printed when the test fails (pytest shows
@@ -94,100 +82,48 @@ def page(browser):
     try:
         yield p
     finally:
-        for line in p.console:
-            print("console:", line)
-        p.close()
+        _close_page(p)
 
 
-# -- the server --------------------------------------------------------------------------
+@pytest.fixture
+def new_page(browser):
+    """`new_page(url="about:blank")` opens another tab (and waits for its load event); all are
+    closed at the end of the test, their consoles printed (labelled by opening order)."""
+    pages = []
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    def open_page(url="about:blank"):
+        p = browser.new_page(url)
+        pages.append(p)
+        return p
 
-
-class StarServer:
-    def __init__(self, name, proc, port, log_path, command):
-        self.name, self.proc, self.port, self.log_path, self.command = name, proc, port, log_path, command
-
-    def ws(self, path):
-        return "ws://%s:%d%s" % (HOST, self.port, path)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def log_tail(self, limit=4000):
-        try:
-            return Path(self.log_path).read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+    try:
+        yield open_page
+    finally:
+        for i, p in enumerate(pages):
+            _close_page(p, " [page %d]" % i)
 
 
-def _wait_for_port(proc, port, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
+# -- the servers -------------------------------------------------------------------------
 
 def start_server(name, args=(), attempts=3, timeout=20.0):
     """Starts .build/debug/NAME --host 127.0.0.1 --port N --log-level warning --no-access-log
-    on a free port (a few attempts, in case another process takes the port first)."""
-    binary = BIN_DIR / name
-    if not (binary.is_file() and os.access(binary, os.X_OK)):
-        pytest.fail("server binary %s is missing: build it first (`swift build`); the browser "
-                    "tests do not build it" % binary, pytrace=False)
-    last = ""
-    for _ in range(attempts):
-        port = free_port()
-        command = [str(binary), "--host", HOST, "--port", str(port), "--log-level", "warning",
-                   "--no-access-log", *map(str, args)]
-        log = tempfile.NamedTemporaryFile(prefix="star-%s-" % name, suffix=".log", delete=False)
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=str(ROOT))
-        log.close()
-        server = StarServer(name, proc, port, log.name, command)
-        if _wait_for_port(proc, port, timeout):
-            return server
-        server.stop()
-        last = "exit status %s; log:\n%s" % (proc.returncode, server.log_tail())
-        os.unlink(log.name)
-    pytest.fail("%s did not start listening (%d attempts, last: %s): %s"
-                % (name, attempts, " ".join(command), last), pytrace=False)
+    ARGS on a free port (a few attempts, in case another process takes the port first); a
+    missing binary fails the test."""
+    return star_processes.start_server(name, attempts=attempts, timeout=timeout, args=args, always_fail=True)
+
+
+echo_server = star_processes.server_fixture("echo", always_fail=True)
+
+postgres = star_processes.postgres_fixture()
 
 
 @pytest.fixture(scope="module")
-def echo_server():
-    server = start_server("echo")
+def chat_servers(postgres):
+    """Two `chat` processes sharing one PostgreSQL (--broadcast-url), for the whole module."""
+    servers = []
     try:
-        yield server
+        for _ in range(2):
+            servers.append(start_server("chat", args=["--broadcast-url", postgres.url]))
+        yield servers
     finally:
-        died = server.proc.poll()
-        server.stop()
-        stopped = server.proc.returncode
-        tail = server.log_tail()
-        try:
-            os.unlink(server.log_path)
-        except OSError:
-            pass
-    if died is not None:
-        pytest.fail("echo exited by itself during the tests (status %s); log:\n%s" % (died, tail), pytrace=False)
-    if stopped != 0:
-        pytest.fail("echo did not shut down cleanly on SIGTERM (status %s); log:\n%s" % (stopped, tail),
-                    pytrace=False)
+        star_processes.finish_servers(servers)

@@ -240,6 +240,15 @@ class RawWebSocket:
             pytest.fail("the server kept the connection open more than %gs after its close frame" % timeout)
 
 
+def vm_rss(pid):
+    """The resident memory of a process, in bytes (VmRSS of /proc/PID/status: Linux only)."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+
+
 def events(server):
     response = get(server.port, "/events")
     assert response.status == 200, response
@@ -462,14 +471,22 @@ def test_unmasked_client_frame_closes_1002(echo_server):
         ws.expect_dropped()
 
 
-@pytest.mark.parametrize("length", [2 ** 63 - 1, 2 ** 64 - 1], ids=["2^63-1", "2^64-1"])
+@pytest.mark.parametrize("length", [2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1], ids=["2^63-1", "2^63", "2^64-1"])
 def test_absurd_frame_length_is_refused(echo_server, length):
+    """A frame header announcing an absurd length (2^63 and up breaks RFC 6455's rule that the
+    top bit is 0) is refused at once with 1009 or 1002, without allocating for it."""
+    before_rss = vm_rss(echo_server.proc.pid)
     with RawWebSocket(echo_server.port, "/echo") as ws:
+        start = time.monotonic()
         ws.send_raw(bytes([0x80 | OP_BINARY, 0x80 | 127]) + struct.pack("!Q", length) + os.urandom(4) + b"x" * 16)
         code, reason, before = ws.read_until_close()
+        elapsed = time.monotonic() - start
         assert code in (1009, 1002), "close %d %r" % (code, reason)
         assert before == [], before
+        assert elapsed < 2.0, "closed only after %.2fs" % elapsed
         ws.expect_dropped()
+    growth = vm_rss(echo_server.proc.pid) - before_rss
+    assert growth < 16 * MiB, "RSS grew by %.1f MiB for one absurd frame header" % (growth / MiB)
     # The server still serves.
     async def main():
         async with client(echo_server.ws("/echo")) as ws:
@@ -678,16 +695,32 @@ def flood_count(server):
 
 
 def test_send_suspends_while_the_client_does_not_read(ws_test_server_no_keepalive):
+    """/flood sends 64 KiB messages as fast as it can to a client that reads nothing: the count
+    stops growing, the server's RSS stays flat over seconds of the handler wanting to send (less
+    than 16 MiB above what it was before the connection), and reading resumes the sender."""
     ws_test_server = ws_test_server_no_keepalive
+    pid = ws_test_server.proc.pid
+    rss_before = vm_rss(pid)
     with RawWebSocket(ws_test_server.port, "/flood", timeout=5.0) as ws:
         ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         time.sleep(1.5)  # the server fills the socket buffers and its own high-water mark
         first = flood_count(ws_test_server)
+        rss_first = vm_rss(pid)
         time.sleep(1.0)
         second = flood_count(ws_test_server)
         assert first == second, "send kept going (%d, then %d messages) although nobody reads" % (first, second)
         # 64 KiB each: the kernel buffers plus a 1 MiB outbound high-water mark hold a few dozen at most.
         assert 0 < second < 200, "sent %d messages of 64 KiB to a client that reads nothing" % second
+        time.sleep(2.0)
+        third = flood_count(ws_test_server)
+        rss_after = vm_rss(pid)
+        print("flood to a client that does not read: %d messages; RSS %.1f MiB before, %.1f after 1.5 s, %.1f after 4.5 s"
+              % (third, rss_before / MiB, rss_first / MiB, rss_after / MiB))
+        assert third == second, "send resumed (%d, then %d messages) although nobody reads" % (second, third)
+        assert rss_after - rss_before < 16 * MiB, "RSS grew by %.1f MiB while send was suspended" % (
+            (rss_after - rss_before) / MiB)
+        assert rss_after - rss_first < 4 * MiB, "RSS kept growing (%.1f -> %.1f MiB) while send was suspended" % (
+            rss_first / MiB, rss_after / MiB)
         # Reading resumes the sender.
         for _ in range(50):
             ws.read_frame()

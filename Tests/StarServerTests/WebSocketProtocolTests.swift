@@ -184,6 +184,8 @@ final class ReadCounter: ChannelOutboundHandler {
             let key = WebSocketMaskingKey.random(using: &generator)
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: ByteBuffer(bytes: bytes))
+            let expected = bytes.enumerated().map { $0.element ^ key[$0.offset % 4] }
+            #expect(Array(frame.unmaskedPayload.readableBytesView) == expected, "length \(length)")
             #expect(frame.unmaskedPayload == frame.unmaskedData, "length \(length)")
             #expect(frame.data == ByteBuffer(bytes: bytes), "the frame's own data is left masked")
         }

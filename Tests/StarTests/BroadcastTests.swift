@@ -7,8 +7,8 @@ import Testing
 /// A chat room: what a client sends goes to the room; the room's messages come back.
 @concurrent func chatRoom(path: PathParams, ws: WebSocket, broadcast: Broadcast) async throws {
     let room = path["room"] ?? "lobby"
-    try await ws.connect()
     try await broadcast.subscribe(to: room) { events in
+        try await ws.connect()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { for await event in events { try await ws.send(event.message) } }
             try await ws.send(text: "joined \(room)")

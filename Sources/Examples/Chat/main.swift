@@ -26,8 +26,10 @@ let page: String = {
 /// `{"error": …}` instead, and the socket stays open.
 @concurrent func room(path: PathParams, ws: WebSocket, broadcast: Broadcast) async throws {
     let room = path["room"] ?? "lobby"
-    try await ws.connect()
+    // Subscribed before the handshake is answered: everything published once the client sees
+    // the socket open reaches it.
     try await broadcast.subscribe(to: room) { events in
+        try await ws.connect()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 for await event in events { try await ws.send(event.message) }

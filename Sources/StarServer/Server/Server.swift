@@ -48,19 +48,44 @@ public struct Server: Service, Sendable {
     /// Validates the app, binds, and serves until graceful shutdown or cancellation.
     ///
     /// - Parameter onListening: Called once with the bound address (useful with port `0`).
-    public func run(onListening: @Sendable (SocketAddress) -> Void) async throws {
+    public func run(onListening: @escaping @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
         let tls = try configuration.tls.map(Self.makeTLSContext)
         let ownGroup = eventLoopGroup == nil
             ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? AvailableCPUs.count) : nil
         let group = eventLoopGroup ?? ownGroup!
-        do {
-            try await serve(on: group, tls: tls, onListening: onListening)
-        } catch {
-            try? await ownGroup?.shutdownGracefully()
-            throw error
+        let serving = Task { try await serve(on: group, tls: tls, onListening: onListening) }
+        guard let outcome = await Self.outcome(of: serving, grace: .seconds(1)) else {
+            // A handler ignored cancellation past the graceful-shutdown timeout: stop waiting for it.
+            // Its event loops stay up (it may still touch them); the process is about to exit.
+            app.logger.warning("stopped with handlers still running: they ignored cancellation")
+            return
         }
         try? await ownGroup?.shutdownGracefully()
+        try outcome.get()
+    }
+
+    /// The outcome of `task`; or, once the caller is cancelled, `task` is cancelled too and given
+    /// `grace` to end, after which the wait ends with `nil` — a connection whose handler ignores
+    /// cancellation cannot keep the server from stopping (ServiceLifecycle cancels `run()` when the
+    /// graceful-shutdown timeout passes).
+    private static func outcome(of task: Task<Void, any Error>, grace: Duration) async -> Result<Void, any Error>? {
+        let waiter = Mutex<CheckedContinuation<Result<Void, any Error>?, Never>?>(nil)
+        let finish: @Sendable (Result<Void, any Error>?) -> Void = { outcome in
+            waiter.withLock { $0.take() }?.resume(returning: outcome)
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.withLock { $0 = continuation }
+                Task { finish(await task.result) }
+            }
+        } onCancel: {
+            task.cancel()
+            Task {
+                try? await Task.sleep(for: grace)
+                finish(nil)
+            }
+        }
     }
 
     private func serve(on group: any EventLoopGroup, tls: NIOSSLContext?, onListening: @Sendable (SocketAddress) -> Void) async throws {

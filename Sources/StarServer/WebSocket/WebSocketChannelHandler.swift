@@ -73,7 +73,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        session.setWritable(context.channel.isWritable)
+        let writable = context.channel.isWritable
+        session.setWritable(writable)
+        if writable { readIfPending(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -119,8 +121,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         context.write(data, promise: promise)
     }
 
+    /// Reads only while the session's queue has room and the socket takes our writes: a peer that
+    /// floods pings without reading the pongs would otherwise grow the outbound buffer without bound.
     func read(context: ChannelHandlerContext) {
-        if paused {
+        if paused || !context.channel.isWritable {
             readPending = true
         } else {
             context.read()
@@ -130,10 +134,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// The session's queue has room again.
     func resumeReading() {
         paused = false
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if let context { readIfPending(context: context) }
+    }
+
+    private func readIfPending(context: ChannelHandlerContext) {
+        guard readPending, !paused, context.channel.isWritable else { return }
+        readPending = false
+        context.read()
     }
 
     /// The app closes the session: send the close frame, and close the socket when the peer

@@ -11,14 +11,14 @@ extension WebSocketFrame {
         guard let key = maskKey else { return data }
         let count = data.readableBytes
         var output = ByteBufferAllocator().buffer(capacity: count)
-        let key32 = [key[0], key[1], key[2], key[3]].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        let key32 = UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24  // key byte i at bit 8·i
         let key64 = UInt64(key32) | UInt64(key32) << 32
         data.withUnsafeReadableBytes { source in
             output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 var index = 0
                 while index + 8 <= count {
-                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    target.storeBytes(of: word ^ key64, toByteOffset: index, as: UInt64.self)
+                    let word = UInt64(littleEndian: source.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                    target.storeBytes(of: (word ^ key64).littleEndian, toByteOffset: index, as: UInt64.self)
                     index += 8
                 }
                 while index < count {

@@ -88,18 +88,74 @@ final class FloodCounter: Sendable {
 }
 
 /// Sends 64 KiB binary messages as fast as `send` allows: against a client that never reads,
-/// `send` must suspend once the outbound buffer is full, so the count stops growing.
-@concurrent func flood(ws: WebSocket, counter: FloodCounter) async throws {
+/// `send` must suspend once the outbound buffer is full, so the count stops growing. Records how
+/// sending ended (a suspended send must still end when the keepalive gives up on the peer).
+@concurrent func flood(ws: WebSocket, counter: FloodCounter, events: Events) async throws {
     try await ws.connect()
     let payload = [UInt8](repeating: 0x2A, count: 64 * 1024)
-    while true {
-        try await ws.send(bytes: payload)
-        counter.sent.add(1, ordering: .relaxed)
+    var count = 0
+    do {
+        while true {
+            try await ws.send(bytes: payload)
+            counter.sent.add(1, ordering: .relaxed)
+            count += 1
+        }
+    } catch let disconnect as WebSocketDisconnect {
+        events.add("flood: send threw WebSocketDisconnect(\(disconnect.code.rawValue), \(disconnect.reason)) after \(count) messages")
+        throw disconnect
     }
 }
 
 @concurrent func floodCount(counter: FloodCounter) async -> [String: Int] {
     ["sent": counter.sent.load(ordering: .relaxed)]
+}
+
+/// Answers each message with `got N` until the session ends, and records how it ended, tagged
+/// with `?tag=` (for the fault tests: a peer that resets mid-message, or a half-open peer, must
+/// reach the handler as a `WebSocketDisconnect`).
+@concurrent func watch(ws: WebSocket, query: QueryParams, events: Events) async throws {
+    let tag = query["tag"] ?? "-"
+    try await ws.connect()
+    var count = 0
+    do {
+        while true {
+            _ = try await ws.receive()
+            count += 1
+            try await ws.send(text: "got \(count)")
+        }
+    } catch let disconnect as WebSocketDisconnect {
+        events.add("watch \(tag): ended with WebSocketDisconnect(\(disconnect.code.rawValue), \(disconnect.reason)) after \(count) messages")
+    } catch {
+        events.add("watch \(tag): ended with \(error) after \(count) messages")
+    }
+}
+
+/// Connects, then never returns for `?seconds=` (default 60): it sleeps in 100 ms steps that
+/// ignore cancellation, receives nothing and swallows every error: a handler that graceful
+/// shutdown cannot end, for the shutdown-timeout test.
+@concurrent func stubborn(ws: WebSocket, query: QueryParams, events: Events) async throws {
+    let seconds = Double(query["seconds"] ?? "") ?? 60
+    try await ws.connect()
+    events.add("stubborn: connected")
+    let end = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    var sawCancellation = false
+    while ContinuousClock.now < end {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { continuation.resume() }
+        }
+        if Task.isCancelled && !sawCancellation {
+            sawCancellation = true
+            events.add("stubborn: cancelled, ignoring it")
+        }
+    }
+    events.add("stubborn: returned")
+}
+
+/// Connects, then throws on the first message it receives: the client sees 1011 every time.
+@concurrent func throwOnMessage(ws: WebSocket) async throws {
+    try await ws.connect()
+    _ = try await ws.receive()
+    throw Failure()
 }
 
 /// What the server saw of a request: for proxy-header and root-path tests.
@@ -147,6 +203,9 @@ let app = App(
         Route("/ws-info", .get, wsInfo),
         Route("/slow", .get, slow),
         Route("/flood-count", .get, floodCount),
+        Route("/watch", .get, watch),
+        Route("/stubborn", .get, stubborn),
+        Route("/throw-on-message", .get, throwOnMessage),
     ],
     components: [
         WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : .zero, pingTimeout: .milliseconds(500)),
