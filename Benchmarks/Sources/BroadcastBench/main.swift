@@ -38,6 +38,13 @@ final class SentTimes: Sendable {
     func time(_ index: Int) -> ContinuousClock.Instant? { times.withLock { $0[index] } }
 }
 
+/// When the last subscriber had its last message.
+final class LastDelivery: Sendable {
+    private let instant = Mutex<ContinuousClock.Instant?>(nil)
+    func mark(_ now: ContinuousClock.Instant) { instant.withLock { $0 = max($0 ?? now, now) } }
+    var value: ContinuousClock.Instant? { instant.withLock { $0 } }
+}
+
 func percentile(_ sorted: [Duration], _ p: Double) -> Duration {
     sorted.isEmpty ? .zero : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
@@ -49,7 +56,7 @@ func micros(_ duration: Duration) -> String { String(Int(duration / .microsecond
 func phase(_ broadcast: Broadcast, channel: String, subscribers: Int, count: Int,
            publish: @escaping @Sendable (SentTimes) async throws -> Void) async throws -> (latencies: [Duration], elapsed: Duration) {
     let sent = SentTimes(count: count)
-    let lastDelivery = Mutex<ContinuousClock.Instant?>(nil)
+    let lastDelivery = LastDelivery()
     return try await withThrowingTaskGroup(of: [Duration].self) { group in
         for _ in 0..<subscribers {
             group.addTask {
@@ -62,8 +69,7 @@ func phase(_ broadcast: Broadcast, channel: String, subscribers: Int, count: Int
                         latencies.append(start.duration(to: now))
                         if latencies.count == count { break }
                     }
-                    let done = ContinuousClock.now
-                    lastDelivery.withLock { $0 = max($0 ?? done, done) }
+                    lastDelivery.mark(.now)
                     return latencies
                 }
             }
@@ -83,7 +89,7 @@ func phase(_ broadcast: Broadcast, channel: String, subscribers: Int, count: Int
         var all: [Duration] = []
         for try await latencies in group { all += latencies }
         watchdog.cancel()
-        let end = lastDelivery.withLock { $0 } ?? .now
+        let end = lastDelivery.value ?? .now
         return (all.sorted(), start.duration(to: end))
     }
 }
