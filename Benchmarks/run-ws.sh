@@ -16,8 +16,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
-BENCH_DIR=$PWD
-ROOT_DIR=$(cd .. && pwd)
+# shellcheck source=ws-common.sh
+. ./ws-common.sh  # BENCH_DIR, LOADGEN, start_server, stop_server, loadgen, alloc_per_message...
 COMMAND_LINE="$0${*:+ $*}"
 for var in SERVERS DURATION WARMUP IDLE_CONNECTIONS IDLE_HOLD CONNECT_CONCURRENCY ALLOC_SERVERS ALLOC_SHORT ALLOC_LONG QUIET_WAIT QUIET_MAX BASE_PORT STAR_ECHO; do
     if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var='${!var}' $COMMAND_LINE"; fi
@@ -33,13 +33,8 @@ QUIET_WAIT=${QUIET_WAIT:-180}             # seconds to wait for other work to ca
 QUIET_MAX=${QUIET_MAX:-15}                # "calm": the machine busy < this % of one core
 ALLOC_SHORT=${ALLOC_SHORT:-2}             # seconds of the two malloc-count runs (their
 ALLOC_LONG=${ALLOC_LONG:-6}               # difference cancels per-connection costs)
-RESULTS=results
-LOCK=/tmp/swiftbuild.lock
-mkdir -p "$RESULTS"
 
-for tool in taskset timeout flock make cc jq; do
-    command -v "$tool" >/dev/null || { echo "run-ws.sh: needs $tool" >&2; exit 1; }
-done
+need_tools run-ws.sh taskset timeout flock make cc jq
 for name in $SERVERS; do
     case $name in star | hb | vapor | nio | uvicorn | picows) ;;
         *) echo "run-ws.sh: unknown server '$name' (star hb vapor nio uvicorn picows)" >&2; exit 2 ;;
@@ -55,18 +50,8 @@ fi
 
 # ---- build (release), one Swift build at a time on this machine
 
-make -s -C loadgen
-make -s -C malloccount
-LOADGEN=$BENCH_DIR/loadgen/loadgen
-MALLOCCOUNT=$BENCH_DIR/malloccount/malloccount.so
-
-if wants star; then
-    if [[ -z ${STAR_ECHO:-} ]]; then
-        (cd "$ROOT_DIR" && timeout 3600 flock "$LOCK" swift build -c release --product echo)
-        STAR_ECHO=$ROOT_DIR/.build/release/echo
-    fi
-    [[ -x $STAR_ECHO ]] || { echo "run-ws.sh: no Star echo binary at $STAR_ECHO" >&2; exit 1; }
-fi
+build_c_tools
+if wants star; then build_star_echo run-ws.sh; fi
 if wants hb || wants vapor || wants nio; then
     # One product per build call: swift build takes a single --product.
     for product in hb-ws-echo vapor-ws-echo nio-ws-echo; do
@@ -82,148 +67,13 @@ fi
 
 # ---- hold the build lock while measuring, so no Swift build competes for the cores
 
-exec 9>"$LOCK"
-echo "waiting for $LOCK to measure..."
-flock -w 3600 9 || { echo "run-ws.sh: could not take $LOCK within an hour" >&2; exit 1; }
-
-# Enough descriptors for the idle test (loadgen raises its own limit; the server inherits ours).
-need_fds=$((IDLE_CONNECTIONS + 1024))
-if (($(ulimit -n) < need_fds)); then
-    ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-fi
-if (($(ulimit -n) < IDLE_CONNECTIONS + 64)); then
-    echo "run-ws.sh: ulimit -n is $(ulimit -n) (hard $(ulimit -Hn)), too low for $IDLE_CONNECTIONS connections" >&2
-    exit 1
-fi
-
-server_command() {  # name port -> the server's command line (words)
-    case $1 in
-        star) echo "$STAR_ECHO --port $2 --ws-max-size 16777216 --no-access-log --log-level warning --ws-per-message-deflate false" ;;
-        hb) echo "$BIN/hb-ws-echo --port $2" ;;
-        vapor) echo "$BIN/vapor-ws-echo --port $2" ;;
-        nio) echo "$BIN/nio-ws-echo --port $2" ;;
-        uvicorn) echo "$BENCH_DIR/.venv/bin/uvicorn starlette_echo:app --app-dir $BENCH_DIR/python --host 127.0.0.1 --port $2 --ws websockets --ws-max-size 16777216 --ws-per-message-deflate false --loop uvloop --http httptools --no-access-log --log-level warning" ;;
-        picows) echo "$BENCH_DIR/.venv/bin/python $BENCH_DIR/python/picows_echo.py --port $2" ;;
-    esac
-}
-
-SERVER_PID=
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-    fi
-    [[ -n $SERVER_PID ]] && wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-PORT=${BASE_PORT:-27100}
-start_server() {  # name log [env...] -> SERVER_PID, PORT; waits until it accepts TCP
-    local name=$1 log=$2
-    shift 2
-    # A port nobody listens on (other benchmarks may run on this machine).
-    for _ in $(seq 100); do
-        PORT=$((PORT + 1))
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-    done
-    # shellcheck disable=SC2046
-    env "$@" taskset -c 0 $(server_command "$name" "$PORT") >"$log" 2>&1 &
-    SERVER_PID=$!
-    CURRENT=$name
-    CURRENT_LOG=$log
-    for _ in $(seq 300); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$name did not listen on port $PORT within 30 s; its log:" >&2
-    cat "$log" >&2
-    NOTES+=("$name did not start (port $PORT); log: $(tail -c 400 "$log" | tr '\n' ' ')")
-    stop_server
-    return 0  # the phases of this server then report "server not running"
-}
-
-# Machine-wide CPU from /proc/stat: "busy total" jiffies, all cores. Busy is user + nice +
-# system: irq and softirq time (much of it the loopback traffic of the run itself, charged to
-# no process) and steal are left out.
-cpu_sample() { awk '/^cpu / { busy = $2 + $3 + $4; print busy, busy + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
-busy_percent() {  # "busy0 total0" "busy1 total1" -> the machine's busy time as % of one core
-    awk -v a="$1" -v b="$2" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
-        if (y[2] > x[2]) printf "%.0f", 100 * n * (y[1] - x[1]) / (y[2] - x[2]); else print "n/a" }'
-}
-
-# Before each server: wait (bounded) until nothing else keeps the machine busy.
-wait_quiet() {
-    local waited=0 s0 s1 busy
-    while :; do
-        s0=$(cpu_sample); sleep 1; s1=$(cpu_sample)
-        busy=$(busy_percent "$s0" "$s1")
-        if [[ $busy == n/a ]] || ((busy < QUIET_MAX)); then return 0; fi
-        if ((waited >= QUIET_WAIT)); then
-            NOTES+=("$1 started while the machine was busy ($busy% of a core) after waiting ${waited} s.")
-            return 0
-        fi
-        ((waited % 15 == 0)) && echo "   machine busy ($busy% of one core): waiting for it to calm down (≤ ${QUIET_WAIT} s)"
-        waited=$((waited + 1))
-    done
-}
-
-# If the server died, say so once (exit status and the end of its log).
-check_alive() {  # phase
-    [[ -n $SERVER_PID ]] || return 0
-    kill -0 "$SERVER_PID" 2>/dev/null && return 0
-    local status=0
-    wait "$SERVER_PID" 2>/dev/null || status=$?
-    NOTES+=("$CURRENT: the server exited (status $status) during $1; log: $(tail -c 600 "$CURRENT_LOG" | tr '\n' ' ')")
-    echo "   the server exited (status $status) during $1" >&2
-    SERVER_PID=
-}
-
-loadgen() {  # output-json args... : one bounded loadgen run on core 1; the JSON goes to $1
-    local out=$1
-    shift
-    local status=0 s0 s1
-    if [[ -z $SERVER_PID ]]; then
-        echo '{"errors":{"total":"server not running"}}' >"$out"
-        return 0
-    fi
-    s0=$(cpu_sample)
-    timeout 300 taskset -c 1 "$LOADGEN" "$@" --url "ws://127.0.0.1:$PORT/echo" --json >"$out" 2>"${out%.json}.txt" || status=$?
-    s1=$(cpu_sample)
-    # The whole machine's CPU during the run; minus server and loadgen, that is other work.
-    busy_percent "$s0" "$s1" >"${out%.json}.busy"
-    check_alive "$(basename "$out" .json)"
-    if ((status != 0)); then
-        echo "   loadgen $* exited $status: $(jq -c '.errors // empty' "$out" 2>/dev/null || true)" >&2
-    fi
-    return 0
-}
-field() { jq -r "$2 // \"n/a\"" "$1" 2>/dev/null || echo n/a; }  # file jq-path
-round() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else printf "%.*f", d, v }'; }
-
-malloc_total() {  # file pid -> waits for a fresh SIGUSR2 dump and prints its total
-    local file=$1 pid=$2 before seq
-    before=$(sed -n 's/^seq=\([0-9]*\).*/\1/p' "$file" 2>/dev/null || true)
-    kill -USR2 "$pid" 2>/dev/null || { echo "n/a"; return 0; }
-    for _ in $(seq 100); do
-        seq=$(sed -n 's/^seq=\([0-9]*\).*/\1/p' "$file" 2>/dev/null || true)
-        if [[ -n $seq && $seq != "${before:-}" ]]; then
-            sed -n 's/.* total=\([0-9]*\).*/\1/p' "$file"
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "n/a"
-}
+take_measure_lock run-ws.sh
+raise_nofile run-ws.sh "$IDLE_CONNECTIONS"  # for the idle test
 
 echo "== WebSocket suite: servers: $SERVERS; ${DURATION}s runs after ${WARMUP}s warm-up; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 ROWS=()
 DETAILS=()
 ALLOC_ROWS=()
-NOTES=()
 for name in $SERVERS; do
     echo "== $name: $(server_command "$name" PORT) (core 0)"
     prefix="$RESULTS/ws-$name"
@@ -300,20 +150,11 @@ for name in $SERVERS; do
         start_server "$name" "$prefix-alloc-server.log" LD_PRELOAD="$MALLOCCOUNT" MALLOCCOUNT_OUT="$counts"
         alloc_cells=()
         for workload in text32 bin64k; do
-            if [[ $workload == text32 ]]; then wl=(--connections 64 --size 32 --text); else wl=(--connections 16 --size 65536); fi
-            loadgen "$prefix-e-$workload-warm.json" echo "${wl[@]}" --warmup 0 --duration "$WARMUP"
-            m0=$(malloc_total "$counts" "$SERVER_PID")
-            loadgen "$prefix-e-$workload-short.json" echo "${wl[@]}" --warmup 0 --duration "$ALLOC_SHORT"
-            m1=$(malloc_total "$counts" "$SERVER_PID")
-            loadgen "$prefix-e-$workload-long.json" echo "${wl[@]}" --warmup 0 --duration "$ALLOC_LONG"
-            m2=$(malloc_total "$counts" "$SERVER_PID")
-            n1=$(field "$prefix-e-$workload-short.json" .messages)
-            n2=$(field "$prefix-e-$workload-long.json" .messages)
-            per=$(awk -v m0="$m0" -v m1="$m1" -v m2="$m2" -v n1="$n1" -v n2="$n2" 'BEGIN {
-                if (m0 == "n/a" || m1 == "n/a" || m2 == "n/a" || n2 - n1 <= 0 || n1 <= 0) { print "n/a"; exit }
-                printf "%.2f|%.2f|%d|%d", ((m2 - m1) - (m1 - m0)) / (n2 - n1), (m2 - m1) / n2, n2, n1 }')
-            alloc_cells+=("$per")
-            echo "   (e) $workload: allocations per message (difference | whole long run | messages long | short): $per"
+            if [[ $workload == text32 ]]; then shape="--connections 64 --size 32 --text"; else shape="--connections 16 --size 65536"; fi
+            alloc_per_message "$counts" "$prefix-e-$workload" "$shape" "--warmup 0 --duration $WARMUP" \
+                "--warmup 0 --duration $ALLOC_SHORT" "--warmup 0 --duration $ALLOC_LONG"
+            alloc_cells+=("$ALLOC_RESULT")
+            echo "   (e) $workload: allocations per message (difference | whole long run | messages long | short): $ALLOC_RESULT"
         done
         stop_server
         ALLOC_ROWS+=("| $name | ${alloc_cells[0]%%|*} | $(cut -d'|' -f2 <<<"${alloc_cells[0]}") | $(cut -d'|' -f3 <<<"${alloc_cells[0]}") | ${alloc_cells[1]%%|*} | $(cut -d'|' -f2 <<<"${alloc_cells[1]}") | $(cut -d'|' -f3 <<<"${alloc_cells[1]}") |")

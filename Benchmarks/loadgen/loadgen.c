@@ -2,17 +2,19 @@
  * loadgen: a WebSocket load generator for 127.0.0.1 only.
  *
  *   loadgen echo    [--url ws://127.0.0.1:PORT/PATH] [--connections C] [--inflight K] [--size S]
- *                   [--text] [--payload bytes|json] [--deflate] [--warmup W] [--duration D]
+ *                   [--text] [--payload bytes|json] [--deflate] [--warmup W] [--duration D] [--count N]
  *                   [--server-pid PID] [--json]
  *   loadgen connect [--url ...] [--concurrency N] [--deflate] [--warmup W] [--duration D] [--json]
  *   loadgen idle    [--url ...] [--connections C] [--hold H] [--deflate] [--prime] [--server-pid PID]
  *                   [--json]
+ *   loadgen soak    [--url ...] [--connections C] [--duration D] [--rate R] [--close-rate R]
+ *                   [--kill-rate R] [--size MAX] [--hold H] [--server-pid PID] [--timeline FILE] [--json]
  *
  * C11, one thread, epoll (edge-triggered), no dependencies beyond libc and zlib (permessage-deflate,
  * RFC 7692, with --deflate).
  * Build: cc -O2 -o loadgen loadgen.c -lz
  *
- * Every run is bounded: at most 20000 connections, --duration <= 120 s, --hold <= 120 s,
+ * Every run is bounded: at most 20000 connections, --duration <= 120 s (soak: <= 3600 s), --hold <= 120 s,
  * --warmup <= 60 s, and a hard alarm() ends the process if a phase ever overruns.
  * The only target is 127.0.0.1: any other host in --url is refused.
  */
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -45,6 +48,10 @@
 
 #define MAX_CONNECTIONS 20000
 #define MAX_DURATION 120.0
+#define MAX_SOAK_DURATION 3600.0
+#define SOAK_DEFAULT_SIZE 70000u /* soak: largest message; sizes vary from 0 up to it */
+#define SOAK_DEFAULT_INFLIGHT 4  /* soak: most messages in flight on one connection */
+#define MAX_RATE 100000.0        /* soak: messages, closes or kills per second */
 #define MAX_HOLD 120.0
 #define MAX_WARMUP 60.0
 #define MAX_SIZE (16u * 1024u * 1024u)
@@ -247,7 +254,7 @@ static double h_quantile(const hist *h, double q) {
 
 /* ------------------------------------------------------------------ options */
 
-enum { MODE_ECHO, MODE_CONNECT, MODE_IDLE };
+enum { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_SOAK };
 enum { PAYLOAD_BYTES, PAYLOAD_JSON };
 
 #define DEFAULT_DEFLATE_OFFER "permessage-deflate; client_max_window_bits"
@@ -271,6 +278,13 @@ static struct {
     int deflate_level;   /* zlib level of our compressor */
     bool prime;          /* idle: one echoed message per connection before the hold */
     bool deflate_once;   /* compress the payload once; splice the sequence bytes in per message */
+    /* soak */
+    double rate;         /* echo messages per second, over all connections */
+    double close_rate;   /* clean closes (1000) per second; the slot reconnects */
+    double kill_rate;    /* connections dropped without a close frame per second; the slot reconnects */
+    char timeline[1024]; /* CSV of the server's RSS and fds, one line a second */
+    bool size_set, inflight_set, duration_set, hold_set;
+    uint64_t count;      /* echo: send exactly this many messages, then stop (0: no limit) */
 } opt = {
     .mode = -1,
     .path = "/echo",
@@ -288,6 +302,9 @@ static struct {
     .payload = PAYLOAD_BYTES,
     .deflate_offer = DEFAULT_DEFLATE_OFFER,
     .deflate_level = 6,
+    .rate = 500,
+    .close_rate = 20,
+    .kill_rate = 10,
 };
 
 static FILE *hout; /* human-readable output: stdout, or stderr with --json */
@@ -299,6 +316,9 @@ static void usage(FILE *f) {
             "  echo      C connections each keep K messages of S bytes in flight, waiting for echoes\n"
             "  connect   N concurrent loops of connect, upgrade, close(1000), wait for close + TCP close\n"
             "  idle      open C connections, hold them idle (answering pings), report server RSS\n"
+            "  soak      keep C connections open for D seconds with churn (clean closes and abrupt drops,\n"
+            "            each followed by a reconnect) and a trickle of echoes of varied size, every byte\n"
+            "            checked; then hold all C idle, then close them all\n"
             "options:\n"
             "  --url ws://127.0.0.1:PORT/PATH   target (default ws://127.0.0.1:9100/echo); only 127.0.0.1\n"
             "                                   (or 'localhost', which means 127.0.0.1) is accepted\n"
@@ -322,6 +342,8 @@ static void usage(FILE *f) {
             "                      its echo before the hold, so the server holds per-connection state\n"
             "  --warmup W          echo/connect: seconds before counting (default 2, max %g)\n"
             "  --duration D        echo/connect: seconds counted (default 10, max %g)\n"
+            "  --count N           echo, with --warmup 0: send exactly N messages over all connections, and end\n"
+            "                      once their N echoes are in (--duration stays the limit)\n"
             "  --hold H            idle: seconds to hold the idle connections (default 5, max %g)\n"
             "  --concurrency N     connect: concurrent cycles (default 16); echo/idle: handshakes in\n"
             "                      progress at once while opening (default 100); max %d\n"
@@ -330,9 +352,20 @@ static void usage(FILE *f) {
             "                      max 30); a connection still open then counts as close_unclean\n"
             "  --server-pid PID    read VmRSS/VmHWM and CPU time of PID from /proc\n"
             "  --json              print one JSON object on stdout (human-readable lines go to stderr)\n"
+            "soak options (--connections default 1000, --duration default 60, max %g, --hold default 10,\n"
+            "--size is the largest message, default %u; --inflight is the most per connection, default %d):\n"
+            "  --rate R            echo messages per second over all connections (default 500)\n"
+            "  --close-rate R      clean closes per second: the connection waits for its echoes, sends\n"
+            "                      close(1000), waits for the server's close; then the slot reconnects (default 20)\n"
+            "  --kill-rate R       abrupt drops per second (default 10), six kinds in turn: RST (SO_LINGER 0);\n"
+            "                      close() without a close frame (FIN); one more message, then RST; one more\n"
+            "                      message, then FIN; half a frame, then FIN; RST, then a reconnect that sends\n"
+            "                      half the upgrade request and resets. Echoes they lose are counted apart\n"
+            "  --timeline FILE     with --server-pid: append one CSV line a second (time, phase, server RSS,\n"
+            "                      server fds, open connections, messages sent/echoed, errors)\n"
             "exit status: 0 if no errors, 1 if the run counted errors, 2 on bad usage or setup failure\n",
             MAX_CONNECTIONS, MAX_INFLIGHT, MAX_SIZE, JSON_MIN_SIZE, MAX_WARMUP, MAX_DURATION, MAX_HOLD,
-            MAX_CONNECTIONS);
+            MAX_CONNECTIONS, MAX_SOAK_DURATION, SOAK_DEFAULT_SIZE, SOAK_DEFAULT_INFLIGHT);
 }
 
 static void die(const char *fmt, ...) {
@@ -401,7 +434,8 @@ static void parse_args(int argc, char **argv) {
             if (!strcmp(a, "echo")) opt.mode = MODE_ECHO;
             else if (!strcmp(a, "connect")) opt.mode = MODE_CONNECT;
             else if (!strcmp(a, "idle")) opt.mode = MODE_IDLE;
-            else die("unknown mode '%s' (echo, connect, idle)", a);
+            else if (!strcmp(a, "soak")) opt.mode = MODE_SOAK;
+            else die("unknown mode '%s' (echo, connect, idle, soak)", a);
             continue;
         }
         /* flags without a value */
@@ -430,11 +464,19 @@ static void parse_args(int argc, char **argv) {
         }
         if (!strcmp(name, "--url")) parse_url(val);
         else if (!strcmp(name, "--connections")) opt.connections = (int)parse_num(name, val, 1, MAX_CONNECTIONS);
-        else if (!strcmp(name, "--inflight")) opt.inflight = (int)parse_num(name, val, 1, MAX_INFLIGHT);
-        else if (!strcmp(name, "--size")) opt.size = (uint32_t)parse_num(name, val, 0, MAX_SIZE);
-        else if (!strcmp(name, "--duration")) opt.duration = parse_num(name, val, 0.1, MAX_DURATION);
+        else if (!strcmp(name, "--inflight")) opt.inflight = (int)parse_num(name, val, 1, MAX_INFLIGHT), opt.inflight_set = true;
+        else if (!strcmp(name, "--size")) opt.size = (uint32_t)parse_num(name, val, 0, MAX_SIZE), opt.size_set = true;
+        else if (!strcmp(name, "--duration")) opt.duration = parse_num(name, val, 0.1, MAX_SOAK_DURATION), opt.duration_set = true;
         else if (!strcmp(name, "--warmup")) opt.warmup = parse_num(name, val, 0, MAX_WARMUP);
-        else if (!strcmp(name, "--hold")) opt.hold = parse_num(name, val, 0, MAX_HOLD);
+        else if (!strcmp(name, "--hold")) opt.hold = parse_num(name, val, 0, MAX_HOLD), opt.hold_set = true;
+        else if (!strcmp(name, "--rate")) opt.rate = parse_num(name, val, 0, MAX_RATE);
+        else if (!strcmp(name, "--count")) opt.count = (uint64_t)parse_num(name, val, 1, 1e12);
+        else if (!strcmp(name, "--close-rate")) opt.close_rate = parse_num(name, val, 0, MAX_RATE);
+        else if (!strcmp(name, "--kill-rate")) opt.kill_rate = parse_num(name, val, 0, MAX_RATE);
+        else if (!strcmp(name, "--timeline")) {
+            if (strlen(val) >= sizeof opt.timeline) die("--timeline path too long");
+            strcpy(opt.timeline, val);
+        }
         else if (!strcmp(name, "--timeout")) opt.timeout = parse_num(name, val, 0.1, 30);
         else if (!strcmp(name, "--close-wait")) opt.close_wait = parse_num(name, val, 0, 30);
         else if (!strcmp(name, "--concurrency")) opt.concurrency = (int)parse_num(name, val, 1, MAX_CONNECTIONS);
@@ -453,8 +495,23 @@ static void parse_args(int argc, char **argv) {
         }
         else die("unknown option '%s' (see --help)", name);
     }
-    if (opt.mode < 0) die("missing mode (echo, connect, idle)");
+    if (opt.mode < 0) die("missing mode (echo, connect, idle, soak)");
+    if (opt.mode != MODE_SOAK && opt.duration > MAX_DURATION) die("--duration must be in [0.1, %g]", MAX_DURATION);
     if (opt.prime && opt.mode != MODE_IDLE) die("--prime is for idle mode");
+    if (opt.count && (opt.mode != MODE_ECHO || opt.warmup != 0)) die("--count is for echo mode, with --warmup 0");
+    if (opt.mode == MODE_SOAK) {
+        if (opt.deflate || opt.payload == PAYLOAD_JSON || opt.text)
+            die("soak mode sends text and binary messages of varied size, uncompressed: no --deflate, --payload or --text");
+        if (!opt.size_set) opt.size = SOAK_DEFAULT_SIZE;
+        if (!opt.inflight_set) opt.inflight = SOAK_DEFAULT_INFLIGHT;
+        if (!opt.duration_set) opt.duration = 60;
+        if (!opt.hold_set) opt.hold = 10;
+        if (opt.connections < 0) opt.connections = 1000;
+        if (opt.timeline[0] && !opt.server_pid) die("--timeline needs --server-pid");
+        opt.verify_all = true; /* every byte of every echo */
+    } else if (opt.timeline[0] || opt.rate != 500 || opt.close_rate != 20 || opt.kill_rate != 10) {
+        die("--timeline, --rate, --close-rate and --kill-rate are for soak mode");
+    }
     if (opt.payload == PAYLOAD_JSON) {
         if (opt.mode == MODE_CONNECT) die("--payload is for echo and idle --prime");
         if (opt.size < JSON_MIN_SIZE) die("--payload json needs --size >= %d", JSON_MIN_SIZE);
@@ -529,12 +586,13 @@ enum {
     E_DECLINED,      /* --deflate: a valid 101 that does not accept permessage-deflate */
     E_INFLATE,       /* --deflate: a compressed message that does not inflate */
     E_PRIME_TIMEOUT, /* idle --prime: no echo of the priming message in time */
+    E_ECHO_TIMEOUT,  /* soak: no echo within --timeout (the connection is then dropped) */
     E_COUNT
 };
 static const char *err_names[E_COUNT] = {"connect",       "handshake",        "handshake_timeout", "bad_frame",
                                          "mismatch",      "closed",           "io",
                                          "close_unclean", "cycle_timeout",    "deflate_declined",
-                                         "inflate",       "prime_timeout"};
+                                         "inflate",       "prime_timeout",    "echo_timeout"};
 
 typedef struct conn {
     int fd;
@@ -559,7 +617,13 @@ typedef struct conn {
     bool z_end;            /* its deflate stream ended (BFINAL): ignore the rest */
     /* echo bookkeeping */
     uint64_t seq_sent, seq_recv;
+    /* soak */
+    bool want_close;  /* close cleanly once the echoes in flight are in; send nothing new */
+    bool killing;     /* we drop this connection on purpose: its echoes in flight are lost_killed */
+    int64_t t_close;  /* when we sent our close frame */
     int64_t *ts; /* ring of send times, opt.inflight entries */
+    struct soak_msg *sm; /* soak: ring of the messages in flight, opt.inflight entries */
+    uint8_t next_open;   /* soak: OPEN_NORMAL, or OPEN_ABORT (send half the upgrade request, reset) */
     /* times */
     int64_t t0;  /* connect() started */
     /* handshake */
@@ -591,7 +655,8 @@ static uint8_t rbuf[RBUF_SIZE];
 static char request_prefix[1800];
 static size_t request_prefix_len;
 
-enum { P_CONNECTING, P_PRIME, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE };
+enum { P_CONNECTING, P_PRIME, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE, P_SOAK, P_DRAIN };
+static const char *phase_names[] = {"connecting", "prime", "warmup", "measure", "hold", "closing", "done", "soak", "drain"};
 static int phase;
 
 static struct {
@@ -608,7 +673,30 @@ static struct {
     uint64_t z_out_msgs, z_out_raw, z_out_wire, z_in_msgs, z_in_raw, z_in_wire;
     uint64_t z_in_plain;    /* echoes the server sent uncompressed although deflate was agreed */
     uint64_t z_streams;     /* zlib streams allocated (deflate + inflate) */
+    /* soak */
+    uint64_t s_sent, s_sent_bytes, s_echoed, s_echoed_bytes, s_text, s_binary;
+    uint64_t s_lost_killed; /* in flight on a connection we dropped on purpose */
+    uint64_t s_lost_other;  /* in flight on a connection that ended any other way (each such end is an error) */
+    uint64_t s_closes, s_kills[6], s_reopens, s_skipped;
+    uint64_t s_inflight;    /* messages in flight now */
 } st;
+
+/* soak */
+struct soak_msg {
+    uint64_t id;  /* the whole run's message number: the payload is a function of it */
+    uint32_t len;
+    uint8_t op;
+};
+enum { OPEN_NORMAL, OPEN_ABORT };
+enum { K_RST, K_FIN, K_SEND_RST, K_SEND_FIN, K_PARTIAL, K_HS_ABORT, K_COUNT };
+static const char *kill_names[K_COUNT] = {"rst", "fin", "rst_after_send", "fin_after_send", "partial_frame",
+                                          "handshake_abort"};
+static uint64_t soak_next_id = 1;
+static uint8_t *soak_buf; /* one message's payload, opt.size bytes */
+static FILE *timeline_f;
+static long s_rss_start = -1, s_rss_peak = -1, s_rss_hold0 = -1, s_rss_hold1 = -1;
+static long s_fds_start = -1, s_fds_peak = -1, s_fds_hold = -1;
+static int s_open_hold;
 static char agreed[256];    /* the first Sec-WebSocket-Extensions response, for the report */
 
 static hist lat;     /* echo round trip / connect full cycle */
@@ -715,6 +803,11 @@ static void flush(conn *c) {
         return;
     }
     c->ob_off = c->ob_len = 0;
+    if (opt.mode == MODE_SOAK && c->ob_cap > 16384) { /* 20000 connections must not each keep 128 KiB */
+        free(c->ob);
+        c->ob = NULL;
+        c->ob_cap = 0;
+    }
 }
 
 /* ------------------------------------------------------------------ permessage-deflate */
@@ -900,7 +993,13 @@ static size_t deflate_once_message(conn *c, uint64_t seq) {
     return n;
 }
 
+static uint64_t count_sent; /* echo --count: messages sent so far */
+
 static void queue_message(conn *c, int64_t t) {
+    if (opt.count) {
+        if (count_sent >= opt.count) return;
+        count_sent++;
+    }
     uint64_t seq = c->seq_sent++;
     c->ts[seq % (uint64_t)opt.inflight] = t;
     uint8_t op = opt.text ? 1 : 2;
@@ -942,7 +1041,18 @@ static void conn_end(conn *c) {
     c->hs = NULL;
     z_free(c);
     c->ob_off = c->ob_len = 0;
-    if (opt.mode == MODE_CONNECT) {
+    if (opt.mode == MODE_SOAK) {
+        uint64_t lost = c->seq_sent - c->seq_recv; /* echoes that will never come */
+        if (c->killing) st.s_lost_killed += lost;
+        else st.s_lost_other += lost;
+        st.s_inflight -= lost;
+        c->seq_recv = c->seq_sent;
+        c->state = ST_FREE; /* the slot reconnects (soak and drain phases) */
+        free_list[nfree++] = (int)(c - conns);
+        free(c->ob);
+        c->ob = NULL;
+        c->ob_cap = 0;
+    } else if (opt.mode == MODE_CONNECT) {
         c->state = ST_FREE;
         free_list[nfree++] = (int)(c - conns);
     } else {
@@ -955,8 +1065,156 @@ static void conn_end(conn *c) {
 
 static bool measuring_now(void) { return phase == P_MEASURE; }
 
+/* ---- soak: messages of varied size and kind whose bytes are a function of their number */
+
+static inline uint64_t mix64(uint64_t z) { /* splitmix64 finalizer */
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Bytes [lo, lo + n) of message id: printable ASCII for text, any byte for binary. */
+static void soak_gen(uint8_t *out, uint64_t id, bool text, uint64_t lo, size_t n) {
+    uint64_t k = lo >> 3, seed = id * 0xD1B54A32D192ED03ULL;
+    unsigned sh = (unsigned)(lo & 7);
+    uint64_t w = mix64(seed ^ k);
+    for (size_t i = 0; i < n; i++) {
+        if (sh == 8) {
+            w = mix64(seed ^ ++k);
+            sh = 0;
+        }
+        uint8_t b = (uint8_t)(w >> (8 * sh++));
+        out[i] = text ? (uint8_t)(0x20 + b % 95) : b;
+    }
+}
+
+/* 60% 0-125 bytes (7-bit length), 30% 126-4096 (16-bit), 10% 4097-max (16- or 64-bit) */
+static uint32_t soak_size(void) {
+    uint64_t r = rng64() % 100;
+    uint32_t lo = r < 60 ? 0 : r < 90 ? 126 : 4097, hi = r < 60 ? 125 : r < 90 ? 4096 : opt.size;
+    if (hi > opt.size) hi = opt.size;
+    if (lo > hi) lo = 0;
+    return lo + (uint32_t)(rng64() % ((uint64_t)hi - lo + 1));
+}
+
+static void soak_send(conn *c, int64_t t) {
+    uint64_t i = c->seq_sent++;
+    struct soak_msg *m = &c->sm[i % (uint64_t)opt.inflight];
+    m->id = soak_next_id++;
+    m->len = soak_size();
+    m->op = (rng64() & 1) ? 1 : 2;
+    c->ts[i % (uint64_t)opt.inflight] = t;
+    soak_gen(soak_buf, m->id, m->op == 1, 0, m->len);
+    queue_frame(c, m->op, false, soak_buf, m->len, -1);
+    st.s_sent++;
+    st.s_sent_bytes += m->len;
+    st.s_inflight++;
+    if (m->op == 1) st.s_text++;
+    else st.s_binary++;
+    flush(c);
+}
+
+/* Does this piece of the echo being received match its message? */
+static void soak_check_bytes(conn *c, const uint8_t *d, uint64_t lo, size_t n) {
+    if (c->m_bad) return;
+    if (c->seq_recv >= c->seq_sent) { /* an echo nobody asked for: message_done fails the connection */
+        c->m_bad = true;
+        return;
+    }
+    const struct soak_msg *m = &c->sm[c->seq_recv % (uint64_t)opt.inflight];
+    if (lo + n > m->len) {
+        c->m_bad = true;
+        return;
+    }
+    uint8_t want[4096];
+    for (size_t off = 0; off < n; off += sizeof want) {
+        size_t k = n - off < sizeof want ? n - off : sizeof want;
+        soak_gen(want, m->id, m->op == 1, lo + off, k);
+        if (memcmp(want, d + off, k) != 0) {
+            c->m_bad = true;
+            return;
+        }
+    }
+}
+
+static void soak_message_done(conn *c, int64_t t) {
+    if (c->seq_recv >= c->seq_sent) {
+        st.unexpected_msgs++;
+        conn_fail(c, E_BAD_FRAME);
+        return;
+    }
+    uint64_t i = c->seq_recv++;
+    const struct soak_msg *m = &c->sm[i % (uint64_t)opt.inflight];
+    if (c->m_op != m->op || c->m_len != m->len || c->m_bad) st.err[E_MISMATCH]++;
+    st.s_echoed++;
+    st.s_echoed_bytes += c->m_len;
+    st.s_inflight--;
+    st.msgs_total++;
+    h_add(&lat, t - c->ts[i % (uint64_t)opt.inflight]);
+    if (c->want_close && !c->close_sent && c->seq_recv == c->seq_sent) { /* its last echo: now close */
+        queue_close_1000(c);
+        c->t_close = t;
+    }
+}
+
+/* A clean close: no new messages; close(1000) once the echoes in flight are in. */
+static void soak_close(conn *c, int64_t t) {
+    c->want_close = true;
+    st.s_closes++;
+    if (c->seq_recv == c->seq_sent) {
+        queue_close_1000(c);
+        c->t_close = t;
+        flush(c);
+    }
+}
+
+static void set_rst(int fd) { /* close() then sends RST instead of FIN */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* Drop the connection without a close frame; its echoes in flight count as lost_killed. */
+static void soak_kill(conn *c, int kind, int64_t t) {
+    c->killing = true;
+    st.s_kills[kind]++;
+    if (kind == K_SEND_RST || kind == K_SEND_FIN) { /* one more message, gone before its echo can be */
+        if (c->seq_sent - c->seq_recv < (uint64_t)opt.inflight) soak_send(c, t);
+        if (dead(c)) return;
+    }
+    if (kind == K_PARTIAL) { /* the header and the first 1000 bytes of a 4096-byte binary frame, then FIN */
+        size_t start = c->ob_len;
+        soak_gen(soak_buf, soak_next_id++, false, 0, 4096);
+        queue_frame(c, 2, false, soak_buf, 4096, -1);
+        c->ob_len = start + 2 + 2 + 4 + 1000;
+        while (c->ob_off < c->ob_len) { /* best effort: errors don't matter, we drop it anyway */
+            ssize_t n = send(c->fd, c->ob + c->ob_off, c->ob_len - c->ob_off, MSG_NOSIGNAL);
+            if (n <= 0) break;
+            c->ob_off += (size_t)n;
+        }
+    }
+    if (kind == K_RST || kind == K_SEND_RST || kind == K_HS_ABORT) set_rst(c->fd);
+    if (kind == K_HS_ABORT) c->next_open = OPEN_ABORT; /* the reconnect then resets mid-handshake */
+    conn_end(c);
+}
+
+/* Pick an open connection at random (a few tries); NULL if none was found. */
+static conn *soak_pick(bool to_send) {
+    for (int tries = 0; tries < 64; tries++) {
+        conn *c = &conns[rng64() % (uint64_t)nconns];
+        if (c->state != ST_OPEN || c->close_sent || c->want_close) continue;
+        if (to_send && c->seq_sent - c->seq_recv >= (uint64_t)opt.inflight) continue;
+        return c;
+    }
+    return NULL;
+}
+
 /* a whole message arrived (final fragment done) */
 static void message_done(conn *c, int64_t t) {
+    if (opt.mode == MODE_SOAK) {
+        soak_message_done(c, t);
+        return;
+    }
     bool priming = opt.mode == MODE_IDLE && opt.prime;
     if (opt.mode != MODE_ECHO && !priming) {
         st.unexpected_msgs++;
@@ -1093,6 +1351,11 @@ static bool payload_matches(const uint8_t *d, uint64_t lo, uint64_t hi) {
 /* n more bytes of the (inflated) payload of the message being received */
 static void msg_bytes(conn *c, const uint8_t *d, size_t n) {
     uint64_t lo = c->m_len, hi = lo + n;
+    if (opt.mode == MODE_SOAK) {
+        soak_check_bytes(c, d, lo, n);
+        c->m_len = hi;
+        return;
+    }
     if (seq_pa >= lo && seq_pa < hi) c->m_sa = d[seq_pa - lo];
     if (seq_pb >= lo && seq_pb < hi) c->m_sb = d[seq_pb - lo];
     if (opt.verify_all && !c->m_bad && lo < opt.size && !payload_matches(d, lo, hi < opt.size ? hi : opt.size))
@@ -1152,6 +1415,15 @@ static void feed(conn *c, const uint8_t *p, size_t n, int64_t t) {
 /* ------------------------------------------------------------------ handshake */
 
 static void start_handshake(conn *c) {
+    if (opt.mode == MODE_SOAK && c->next_open == OPEN_ABORT) { /* half the upgrade request, then RST */
+        c->next_open = OPEN_NORMAL;
+        ssize_t w = send(c->fd, request_prefix, request_prefix_len / 2, MSG_NOSIGNAL);
+        (void)w;
+        set_rst(c->fd);
+        c->killing = true;
+        conn_end(c);
+        return;
+    }
     uint8_t rnd[16];
     uint64_t r1 = rng64(), r2 = rng64();
     memcpy(rnd, &r1, 8);
@@ -1423,8 +1695,9 @@ static void conn_start(conn *c, int64_t t) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         st.err[E_CONNECT]++;
-        c->state = opt.mode == MODE_CONNECT ? ST_FREE : ST_DONE;
-        if (opt.mode == MODE_CONNECT) free_list[nfree++] = (int)(c - conns);
+        bool reuse = opt.mode == MODE_CONNECT || opt.mode == MODE_SOAK;
+        c->state = reuse ? ST_FREE : ST_DONE;
+        if (reuse) free_list[nfree++] = (int)(c - conns);
         return;
     }
     int one = 1;
@@ -1482,7 +1755,7 @@ static void on_eof(conn *c, int64_t t) {
         conn_end(c);
         return;
     }
-    conn_fail(c, phase == P_CLOSING && c->close_sent ? E_CLOSE_UNCLEAN : E_CLOSED);
+    conn_fail(c, (phase == P_CLOSING || opt.mode == MODE_SOAK) && c->close_sent ? E_CLOSE_UNCLEAN : E_CLOSED);
 }
 
 static void on_event(conn *c, uint32_t ev) {
@@ -1591,6 +1864,12 @@ static void sweep_timeouts(int64_t t) {
             conn_fail(c, E_HS_TIMEOUT);
         else if (opt.mode == MODE_CONNECT && c->state == ST_OPEN && t - c->t0 > lim)
             conn_fail(c, E_CYCLE_TIMEOUT);
+        else if (opt.mode == MODE_SOAK && c->state == ST_OPEN) {
+            if (c->seq_recv < c->seq_sent && t - c->ts[c->seq_recv % (uint64_t)opt.inflight] > lim)
+                conn_fail(c, E_ECHO_TIMEOUT);
+            else if (phase != P_CLOSING && c->close_sent && t - c->t_close > lim) /* no close back in time */
+                conn_fail(c, E_CLOSE_UNCLEAN);
+        }
     }
 }
 
@@ -1599,6 +1878,72 @@ static int live_open(void) {
     for (int i = 0; i < nconns; i++)
         if (conns[i].state == ST_OPEN && !conns[i].close_sent) n++;
     return n;
+}
+
+/* ---- soak: the server's RSS and open descriptors, once a second */
+
+static long count_fds(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static uint64_t err_total(void);
+
+static void soak_sample(void) {
+    long rss = proc_status_kib(opt.server_pid, "VmRSS"), fds = count_fds(opt.server_pid);
+    if (rss > s_rss_peak) s_rss_peak = rss;
+    if (fds > s_fds_peak) s_fds_peak = fds;
+    if (!timeline_f) return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    fprintf(timeline_f, "%.3f,%s,%ld,%ld,%d,%d,%llu,%llu,%llu,%llu\n", now.tv_sec + now.tv_nsec / 1e9,
+            phase_names[phase], rss, fds, live_open(), handshaking, (unsigned long long)st.s_sent,
+            (unsigned long long)st.s_echoed, (unsigned long long)(st.s_lost_killed + st.s_lost_other),
+            (unsigned long long)err_total());
+    fflush(timeline_f);
+}
+
+/* Drain: every slot open again, no echo in flight, no close under way? */
+static bool soak_settled(void) {
+    if (nfree > 0 || handshaking > 0 || st.s_inflight > 0) return false;
+    for (int i = 0; i < nconns; i++) {
+        const conn *c = &conns[i];
+        if (c->state != ST_OPEN || c->close_sent || c->want_close) return false;
+    }
+    return true;
+}
+
+static int64_t t_soak0;
+static uint64_t soak_msgs_due, soak_closes_due, soak_kills_due; /* how many of each the schedule handed out */
+
+/* The soak schedule: messages, closes and kills due by now, each capped per call. */
+static void soak_tick(int64_t t) {
+    double el = (t - t_soak0) / 1e9;
+    int budget = 2000;
+    while (soak_msgs_due < (uint64_t)(el * opt.rate) && budget-- > 0) {
+        soak_msgs_due++;
+        conn *c = soak_pick(true);
+        if (c) soak_send(c, t);
+        else st.s_skipped++;
+    }
+    while (soak_closes_due < (uint64_t)(el * opt.close_rate) && budget-- > 0) {
+        soak_closes_due++;
+        conn *c = soak_pick(false);
+        if (c) soak_close(c, t);
+    }
+    while (soak_kills_due < (uint64_t)(el * opt.kill_rate) && budget-- > 0) {
+        conn *c = soak_pick(false);
+        if (c) soak_kill(c, (int)(soak_kills_due % K_COUNT), t); /* each kind in turn */
+        soak_kills_due++;
+    }
 }
 
 static void run(void) {
@@ -1622,11 +1967,36 @@ static void run(void) {
     bool backoff = false;
     uint64_t seen_connect_errs = 0;
     int64_t refill_at = 0;
+    int64_t next_sample = t, next_settle_check = t;
     while (phase != P_DONE) {
         t = now_ns();
+        if (opt.mode == MODE_SOAK && opt.server_pid && t >= next_sample) {
+            soak_sample();
+            next_sample += 1000000000LL;
+            if (next_sample < t) next_sample = t + 1000000000LL;
+        }
         /* ---- phase transitions and connection starts */
         switch (phase) {
         case P_CONNECTING:
+            if (opt.mode == MODE_SOAK) { /* slots start on the free list; reconnects below */
+                if ((nfree == 0 && handshaking == 0) || t >= t_phase_end) {
+                    t_open_end = t;
+                    for (int i = 0; i < nconns; i++)
+                        if (conns[i].state == ST_CONNECTING || conns[i].state == ST_HS) conn_fail(&conns[i], E_HS_TIMEOUT);
+                    if (live == 0) {
+                        window_start(t);
+                        window_stop(t);
+                        phase = P_DONE;
+                        continue;
+                    }
+                    phase = P_SOAK;
+                    t_soak0 = t;
+                    t_phase_end = t + (int64_t)(opt.duration * 1e9);
+                    window_start(t);
+                    continue;
+                }
+                break;
+            }
             while (opened < opt.connections && handshaking < opt.concurrency) conn_start(&conns[opened++], t);
             if ((opened == opt.connections && handshaking == 0) || t >= t_phase_end) {
                 t_open_end = t;
@@ -1691,7 +2061,7 @@ static void run(void) {
             }
             break;
         case P_MEASURE:
-            if (t >= t_phase_end) {
+            if (t >= t_phase_end || (opt.count && st.msgs >= opt.count)) {
                 window_stop(t);
                 if (opt.server_pid) {
                     rss_after = proc_status_kib(opt.server_pid, "VmRSS");
@@ -1701,7 +2071,41 @@ static void run(void) {
                 continue;
             }
             break;
+        case P_SOAK:
+            if (t >= t_phase_end) {
+                window_stop(t);
+                phase = P_DRAIN; /* no new messages, closes or kills; wait for echoes and reconnects */
+                t_phase_end = t + (int64_t)((2 * opt.timeout + 5 + opt.connections / 500.0) * 1e9);
+                continue;
+            }
+            soak_tick(t);
+            break;
+        case P_DRAIN:
+            if (t >= next_settle_check || t >= t_phase_end) {
+                next_settle_check = t + 50000000LL;
+                bool settled = soak_settled();
+                if (settled || t >= t_phase_end) {
+                    if (!settled)
+                        note("drain: not every connection was open and quiet within %.0f s; holding anyway",
+                             2 * opt.timeout + 5 + opt.connections / 500.0);
+                    phase = P_HOLD;
+                    t_phase_end = t + (int64_t)(opt.hold * 1e9);
+                    s_rss_hold0 = opt.server_pid ? proc_status_kib(opt.server_pid, "VmRSS") : -1;
+                    continue;
+                }
+            }
+            break;
         case P_HOLD:
+            if (opt.mode == MODE_SOAK && t >= t_phase_end) {
+                s_open_hold = open_at_measure = live_open();
+                if (opt.server_pid) {
+                    s_rss_hold1 = rss_after = proc_status_kib(opt.server_pid, "VmRSS");
+                    hwm_after = proc_status_kib(opt.server_pid, "VmHWM");
+                    s_fds_hold = count_fds(opt.server_pid);
+                }
+                begin_closing(t);
+                continue;
+            }
             if (t >= t_phase_end) {
                 window_stop(t);
                 open_at_measure = live_open();
@@ -1726,20 +2130,24 @@ static void run(void) {
             }
             break;
         }
-        if (opt.mode == MODE_CONNECT && (phase == P_WARMUP || phase == P_MEASURE)) {
+        if ((opt.mode == MODE_CONNECT && (phase == P_WARMUP || phase == P_MEASURE)) ||
+            (opt.mode == MODE_SOAK && (phase == P_CONNECTING || phase == P_SOAK || phase == P_DRAIN))) {
             /* after a failed connect (nothing listening, out of ports...) pause 10 ms: don't spin */
             if (st.err[E_CONNECT] != seen_connect_errs) {
                 seen_connect_errs = st.err[E_CONNECT];
                 refill_at = t + 10000000LL;
             }
-            if (t >= refill_at)
-                while (nfree > 0) conn_start(&conns[free_list[--nfree]], t);
+            int limit = opt.mode == MODE_SOAK ? opt.concurrency : nconns; /* soak: handshakes at once */
+            if (t >= refill_at) /* at most one start per free slot per pass: a failing start can't spin */
+                for (int k = nfree; k > 0 && nfree > 0 && handshaking < limit; k--)
+                    conn_start(&conns[free_list[--nfree]], t);
             backoff = t < refill_at;
         }
         /* ---- wait */
         int64_t until = t_phase_end - t;
         int timeout_ms = until <= 0 ? 0 : (int)((until + 999999) / 1000000);
         if (timeout_ms > 100) timeout_ms = 100;
+        if (phase == P_SOAK && timeout_ms > 2) timeout_ms = 2; /* keep the schedule smooth */
         if (backoff) {
             int64_t b = (refill_at - t + 999999) / 1000000;
             if (b < timeout_ms) timeout_ms = (int)(b < 1 ? 1 : b);
@@ -1807,7 +2215,14 @@ static void report(double total_cpu, double total_wall) {
     bool have_win = t_measure_end - t_measure_start > 1000000; /* at least 1 ms */
     double cpu_pct = have_win ? 100.0 * cpu_win / win : 0;
     double srv_pct = (have_win && srv_cpu0 >= 0 && srv_cpu1 >= 0) ? 100.0 * (srv_cpu1 - srv_cpu0) / win : -1;
-    const char *mname = opt.mode == MODE_ECHO ? "echo" : opt.mode == MODE_CONNECT ? "connect" : "idle";
+    const char *mname = opt.mode == MODE_ECHO      ? "echo"
+                        : opt.mode == MODE_CONNECT ? "connect"
+                        : opt.mode == MODE_SOAK    ? "soak"
+                                                   : "idle";
+    uint64_t kills_total = 0;
+    for (int k = 0; k < K_COUNT; k++) kills_total += st.s_kills[k];
+    int64_t unaccounted = (int64_t)(st.s_sent - st.s_echoed - st.s_lost_killed - st.s_lost_other - st.s_inflight);
+    uint64_t reconnects = st.connect_attempts > (uint64_t)opt.connections ? st.connect_attempts - (uint64_t)opt.connections : 0;
 
     fprintf(hout, "target:       ws://127.0.0.1:%d%s  mode %s\n", opt.port, opt.path, mname);
     if (opt.mode == MODE_ECHO) {
@@ -1834,6 +2249,36 @@ static void report(double total_cpu, double total_wall) {
                 h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3, lat.max / 1e3);
         fprintf(hout, "handshake us: p50 %.1f  p99 %.1f  max %.1f\n", h_quantile(&hs_lat, 0.5) / 1e3,
                 h_quantile(&hs_lat, 0.99) / 1e3, hs_lat.max / 1e3);
+    } else if (opt.mode == MODE_SOAK) {
+        fprintf(hout, "setup:        %d connections for %.1f s: %.0f echoes/s (0-%u B, text and binary, every byte"
+                      " checked), %.1f clean closes/s, %.1f drops/s, at most %d in flight per connection\n",
+                opt.connections, win, opt.rate, opt.size, opt.close_rate, opt.kill_rate, opt.inflight);
+        fprintf(hout, "connected:    first %d in %.2f s; %llu handshakes completed in all, %llu connection attempts"
+                      " after the first %d\n",
+                opt.connections, (t_open_end - t_open_start) / 1e9, (unsigned long long)st.established,
+                (unsigned long long)reconnects, opt.connections);
+        fprintf(hout, "messages:     sent %llu (%.1f MB; %llu text, %llu binary), echoed %llu; lost with a connection we"
+                      " dropped %llu, lost otherwise %llu, still in flight %llu, unaccounted %lld; %llu not sent (no"
+                      " free connection)\n",
+                (unsigned long long)st.s_sent, st.s_sent_bytes / 1e6, (unsigned long long)st.s_text,
+                (unsigned long long)st.s_binary, (unsigned long long)st.s_echoed, (unsigned long long)st.s_lost_killed,
+                (unsigned long long)st.s_lost_other, (unsigned long long)st.s_inflight, (long long)unaccounted,
+                (unsigned long long)st.s_skipped);
+        fprintf(hout, "churn:        %llu clean closes started; %llu drops:", (unsigned long long)st.s_closes,
+                (unsigned long long)kills_total);
+        for (int k = 0; k < K_COUNT; k++)
+            fprintf(hout, "%s %llu %s", k ? "," : "", (unsigned long long)st.s_kills[k], kill_names[k]);
+        fprintf(hout, "\n");
+        fprintf(hout, "latency us:   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
+                h_quantile(&lat, 0.5) / 1e3, h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3,
+                h_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.n ? lat.sum / lat.n / 1e3 : 0.0);
+        fprintf(hout, "hold:         %d/%d open and idle for %.1f s at the end", s_open_hold, opt.connections, opt.hold);
+        if (opt.server_pid)
+            fprintf(hout, "; server VmRSS %ld -> %ld KiB over the hold, fds %ld", s_rss_hold0, s_rss_hold1, s_fds_hold);
+        fprintf(hout, "\n");
+        if (opt.server_pid)
+            fprintf(hout, "server:       VmRSS at our start %ld KiB, sampled peak %ld KiB; fds at our start %ld, peak %ld\n",
+                    s_rss_start, s_rss_peak, s_fds_start, s_fds_peak);
     } else {
         fprintf(hout, "connected:    %llu/%d in %.2f s (concurrency %d), held %.1f s, %d still open at the end\n",
                 (unsigned long long)st.established, opt.connections, (t_open_end - t_open_start) / 1e9,
@@ -1882,11 +2327,12 @@ static void report(double total_cpu, double total_wall) {
     printf("\"window_s\":%.3f,", win);
     if (opt.mode == MODE_ECHO) {
         printf("\"connections\":%d,\"connected\":%llu,\"open_at_measure\":%d,\"inflight\":%d,\"size\":%u,"
-               "\"text\":%s,\"payload\":\"%s\",\"warmup_s\":%.3f,\"messages\":%llu,\"messages_per_s\":%.1f,"
+               "\"text\":%s,\"payload\":\"%s\",\"warmup_s\":%.3f,\"count\":%llu,\"messages\":%llu,\"messages_per_s\":%.1f,"
                "\"mb_per_s\":%.3f,",
                opt.connections, (unsigned long long)st.established, open_at_measure, opt.inflight, opt.size,
                opt.text ? "true" : "false", opt.payload == PAYLOAD_JSON ? "json" : "bytes", opt.warmup,
-               (unsigned long long)st.msgs, st.msgs / win, (double)st.msgs * opt.size / win / 1e6);
+               (unsigned long long)opt.count, (unsigned long long)st.msgs, st.msgs / win,
+               (double)st.msgs * opt.size / win / 1e6);
         printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},",
                h_quantile(&lat, 0.5) / 1e3, h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3,
                h_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.n ? lat.sum / lat.n / 1e3 : 0.0);
@@ -1899,13 +2345,34 @@ static void report(double total_cpu, double total_wall) {
                h_quantile(&lat, 0.5) / 1e3, h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3, lat.max / 1e3);
         printf("\"handshake_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},", h_quantile(&hs_lat, 0.5) / 1e3,
                h_quantile(&hs_lat, 0.99) / 1e3, hs_lat.max / 1e3);
-    } else {
+    } else if (opt.mode == MODE_IDLE) {
         printf("\"connections\":%d,\"connected\":%llu,\"open_at_end\":%d,\"hold_s\":%.3f,",
                opt.connections, (unsigned long long)st.established, open_at_measure, win);
         if (opt.prime)
             printf("\"prime\":{\"size\":%u,\"payload\":\"%s\",\"sent\":%llu,\"echoed\":%llu},", opt.size,
                    opt.payload == PAYLOAD_JSON ? "json" : "bytes", (unsigned long long)st.prime_sent,
                    (unsigned long long)st.primed);
+    }
+    if (opt.mode == MODE_SOAK) {
+        printf("\"connections\":%d,\"duration_s\":%.3f,\"hold_s\":%.3f,\"open_at_hold\":%d,\"handshakes\":%llu,"
+               "\"reconnect_attempts\":%llu,\"first_open_s\":%.3f,",
+               opt.connections, win, opt.hold, s_open_hold, (unsigned long long)st.established,
+               (unsigned long long)reconnects, (t_open_end - t_open_start) / 1e9);
+        printf("\"soak\":{\"rate\":%.3f,\"close_rate\":%.3f,\"kill_rate\":%.3f,\"max_size\":%u,\"inflight\":%d,"
+               "\"sent\":%llu,\"sent_bytes\":%llu,\"text\":%llu,\"binary\":%llu,\"echoed\":%llu,\"echoed_bytes\":%llu,"
+               "\"lost_killed\":%llu,\"lost_other\":%llu,\"in_flight_at_end\":%llu,\"unaccounted\":%lld,"
+               "\"not_sent\":%llu,\"clean_closes_started\":%llu,\"kills_total\":%llu,",
+               opt.rate, opt.close_rate, opt.kill_rate, opt.size, opt.inflight, (unsigned long long)st.s_sent,
+               (unsigned long long)st.s_sent_bytes, (unsigned long long)st.s_text, (unsigned long long)st.s_binary,
+               (unsigned long long)st.s_echoed, (unsigned long long)st.s_echoed_bytes,
+               (unsigned long long)st.s_lost_killed, (unsigned long long)st.s_lost_other,
+               (unsigned long long)st.s_inflight, (long long)unaccounted, (unsigned long long)st.s_skipped,
+               (unsigned long long)st.s_closes, (unsigned long long)kills_total);
+        printf("\"kills\":{");
+        for (int k = 0; k < K_COUNT; k++) printf("%s\"%s\":%llu", k ? "," : "", kill_names[k], (unsigned long long)st.s_kills[k]);
+        printf("},\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f}},",
+               h_quantile(&lat, 0.5) / 1e3, h_quantile(&lat, 0.9) / 1e3, h_quantile(&lat, 0.99) / 1e3,
+               h_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.n ? lat.sum / lat.n / 1e3 : 0.0);
     }
     if (opt.deflate) {
         printf("\"deflate\":{\"offer\":");
@@ -1930,6 +2397,10 @@ static void report(double total_cpu, double total_wall) {
                hwm_after);
         if (opt.mode == MODE_IDLE && open_at_measure > 0 && rss_before >= 0 && rss_after >= 0)
             printf(",\"kib_per_connection\":%.3f", (double)(rss_after - rss_before) / open_at_measure);
+        if (opt.mode == MODE_SOAK)
+            printf(",\"rss_start_kib\":%ld,\"rss_peak_sampled_kib\":%ld,\"rss_hold_start_kib\":%ld,"
+                   "\"rss_hold_end_kib\":%ld,\"fds_start\":%ld,\"fds_peak\":%ld,\"fds_hold\":%ld",
+                   s_rss_start, s_rss_peak, s_rss_hold0, s_rss_hold1, s_fds_start, s_fds_peak, s_fds_hold);
         printf("},");
     }
     print_errors_json();
@@ -2053,10 +2524,22 @@ int main(int argc, char **argv) {
         conns[i].fd = -1;
         conns[i].ts = ts_pool + (size_t)i * opt.inflight;
     }
-    if (opt.mode == MODE_CONNECT) {
+    if (opt.mode == MODE_CONNECT || opt.mode == MODE_SOAK) {
         free_list = malloc(sizeof(int) * (size_t)nconns);
         if (!free_list) die("out of memory");
         for (int i = nconns - 1; i >= 0; i--) free_list[nfree++] = i;
+    }
+    if (opt.mode == MODE_SOAK) {
+        struct soak_msg *pool = calloc((size_t)nconns * (size_t)opt.inflight, sizeof *pool);
+        soak_buf = malloc(opt.size > 4096 ? opt.size : 4096);
+        if (!pool || !soak_buf) die("out of memory");
+        for (int i = 0; i < nconns; i++) conns[i].sm = pool + (size_t)i * opt.inflight;
+        if (opt.timeline[0]) {
+            timeline_f = fopen(opt.timeline, "a");
+            if (!timeline_f) die("cannot open --timeline %s: %s", opt.timeline, strerror(errno));
+            if (fseek(timeline_f, 0, SEEK_END) == 0 && ftell(timeline_f) == 0)
+                fprintf(timeline_f, "t_unix,phase,rss_kib,fds,open,handshaking,sent,echoed,lost,errors\n");
+        }
     }
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     if (opt.payload == PAYLOAD_JSON) {
@@ -2093,6 +2576,8 @@ int main(int argc, char **argv) {
     if (opt.server_pid) {
         rss_before = proc_status_kib(opt.server_pid, "VmRSS");
         if (rss_before < 0) die("cannot read /proc/%d/status", opt.server_pid);
+        s_rss_start = s_rss_peak = rss_before;
+        s_fds_start = s_fds_peak = count_fds(opt.server_pid);
     } else if (opt.mode == MODE_IDLE) {
         fprintf(stderr, "loadgen: note: no --server-pid, so no server RSS figures\n");
     }
@@ -2101,7 +2586,8 @@ int main(int argc, char **argv) {
     if (ep < 0) die("epoll_create1: %s", strerror(errno));
 
     double bound = OPEN_PHASE_MAX_S + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
-                   (opt.prime ? opt.timeout + opt.connections / 1000.0 : 0);
+                   (opt.prime ? opt.timeout + opt.connections / 1000.0 : 0) +
+                   (opt.mode == MODE_SOAK ? 2 * opt.timeout + 5 + opt.connections / 500.0 : 0); /* drain */
     signal(SIGALRM, on_alarm);
     alarm((unsigned)bound);
 
@@ -2113,5 +2599,6 @@ int main(int argc, char **argv) {
     double total_wall = (now_ns() - wall_start) / 1e9;
     alarm(0);
     report(total_cpu, total_wall);
+    if (timeline_f) fclose(timeline_f);
     return err_total() ? 1 : 0;
 }

@@ -118,11 +118,14 @@ public struct Server: Service, Sendable {
         let listeningChannel = listener.channel
         let open = OpenConnections()
         let metrics = ServerMetrics(factory: configuration.metricsFactory)
+        let trimmer = MemoryTrimmer.start(on: group.next(), open: open)
+        defer { trimmer.cancel() }
         try await listener.executeThenClose { connections in
             try await withThrowingDiscardingTaskGroup { group in
                 try await withGracefulShutdownHandler {
                     for try await connection in connections {
                         let count = open.count.add(1, ordering: .relaxed).newValue
+                        if count > open.peakSinceTrim.load(ordering: .relaxed) { open.peakSinceTrim.store(count, ordering: .relaxed) }
                         let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
                         metrics.openConnections.increment()
                         let executor: (any TaskExecutor)? = switch configuration.executor {
@@ -193,4 +196,7 @@ public struct Server: Service, Sendable {
 /// How many connections are being served, for `--limit-concurrency`.
 final class OpenConnections: Sendable {
     let count = Atomic<Int>(0)
+    /// The most connections open at once since the last memory trim (for ``MemoryTrimmer``; only
+    /// the accept loop raises it, so a plain load and store suffice).
+    let peakSinceTrim = Atomic<Int>(0)
 }
