@@ -80,7 +80,7 @@ public struct Router: Sendable {
 
     /// Finds the route for a method and a path (without the query string).
     public func match(_ method: HTTPRequest.Method, path: String) -> Match {
-        guard path.first == "/" else { return .notFound }
+        guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
         let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
             .map { Substring($0) }
         var captured: [(String, Substring)] = []

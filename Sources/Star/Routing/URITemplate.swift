@@ -20,11 +20,13 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a template, throwing ``RouteError`` when it is malformed.
     public init(_ template: String) throws(RouteError) {
-        guard template.hasPrefix("/") else { throw .invalidTemplate(template, "it must start with '/'") }
+        // Split on the `/` byte, as the router splits paths: splitting by Character would miss a `/`
+        // that a combining mark follows (`/\u{301}`), and such a template could never match.
+        guard template.utf8.first == UInt8(ascii: "/") else { throw .invalidTemplate(template, "it must start with '/'") }
         self.template = template
         var segments: [Segment] = []
         var names: Set<String> = []
-        for raw in template.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+        for raw in template.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Substring.init) {
             if segments.last.map({ if case .rest = $0 { true } else { false } }) == true {
                 throw .invalidTemplate(template, "'{+…}' must be the last segment")
             }

@@ -99,6 +99,7 @@ final class PerMessageDeflate {
     /// Inflates one message's payload; throws ``WebSocketMessageAssembler/Failure`` with 1009 past
     /// `limit` bytes (a zip bomb stops there) and 1007 for data that is not deflate.
     func inflate(_ compressed: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws(WebSocketMessageAssembler.Failure) -> ByteBuffer {
+        let limit = min(limit, Int.max - 1)  // `maxMessageSize: .max` means no limit; `limit + 1` below must not overflow
         var input = compressed
         input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
         var output = allocator.buffer(capacity: min(limit + 1, max(1024, compressed.readableBytes * 4)))
@@ -106,10 +107,22 @@ final class PerMessageDeflate {
             // zlib needs at least a 9-bit window for raw inflate; a larger one reads any smaller stream.
             let inflater = try self.inflater ?? ZlibDecompressor(algorithm: .deflate, windowSize: Int32(max(9, agreement.clientMaxWindowBits)))
             self.inflater = inflater
+            var restarted = false
             while true {
+                let unread = input.readableBytes, written = output.readableBytes
                 do {
                     try input.decompressStream(to: &output, with: inflater)
                     if input.readableBytes == 0 { break }
+                    if input.readableBytes == unread, output.readableBytes == written {
+                        // The deflate stream ended (a block with BFINAL set) before the payload did: RFC 7692
+                        // §7.2.3.4 allows that, and what follows starts a new stream. (Looping on would spin
+                        // forever: zlib reads nothing more and the output never fills up to grow.)
+                        guard !restarted else { throw CompressNIOError.corruptData }
+                        restarted = true
+                        try inflater.reset()
+                        continue
+                    }
+                    restarted = false
                 } catch let error as CompressNIOError where error == .bufferOverflow {
                     // fall through to grow the output
                 }

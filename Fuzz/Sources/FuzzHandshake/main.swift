@@ -1,0 +1,4 @@
+import FuzzSupport
+
+// libFuzzer runs fuzzHandshake on every input (see FuzzSupport.runLibFuzzer).
+runLibFuzzer(fuzzHandshake)

@@ -1,0 +1,4 @@
+import FuzzSupport
+
+// libFuzzer runs fuzzWebSocket on every input (see FuzzSupport.runLibFuzzer).
+runLibFuzzer(fuzzWebSocket)
