@@ -61,7 +61,8 @@ final class PerMessageDeflate {
         var seen: Set<String> = []
         for parameter in parameters {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmed(of: " \t\"") }
-            let name = pair[0].lowercased()
+            // An empty parameter (`permessage-deflate; ;`, `;=`, `;"`) declines the offer.
+            guard let name = pair.first?.lowercased() else { return nil }
             guard seen.insert(name).inserted else { return nil }  // a repeated parameter declines the offer
             let value = pair.count == 2 ? pair[1] : nil
             switch name {
