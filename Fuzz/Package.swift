@@ -4,17 +4,18 @@ import PackageDescription
 // libFuzzer targets for Star, kept out of the root package: `swift build` and `swift test` at the
 // root never see them. `.ci/fuzz.sh` builds them with
 //
-//     swift build --package-path Fuzz -c debug -Xswiftc -sanitize=fuzzer,address
+//     swift build --package-path Fuzz -c debug -Xswiftc -O -Xswiftc -sanitize=fuzzer,address \
+//         -Xcc -fsanitize=fuzzer-no-link,address
 //
-// and runs each on its seed corpus in `Corpus/<name>/` for a bounded time. Each target is an
-// executable whose `main.swift` hands its `LLVMFuzzerTestOneInput` to libFuzzer's driver
-// (`LLVMFuzzerRunDriver`: SwiftPM owns an executable's `main`, so libFuzzer's own `main` cannot
-// be used); the executables therefore only link with `-sanitize=fuzzer`.
+// and runs each on its seed corpus in `Corpus/<name>/` for a bounded time. Each target's
+// `main.swift` hands its test function to libFuzzer's driver (Sources/CLibFuzzer: SwiftPM owns an
+// executable's `main`, so libFuzzer's own `main` never runs); the executables therefore link only
+// with `-sanitize=fuzzer`.
 //
 // The targets reach StarServer's internal types (the WebSocket state machine, the handshake
-// checks, permessage-deflate) through `@testable import`, which works because a debug build
-// compiles every module with testing enabled — the same way Tests/StarServerTests do. Nothing in
-// Sources/ exists for the fuzzers' sake. (A release build would need `--enable-testable-imports`.)
+// checks, permessage-deflate) through `@testable import`, as Tests/StarServerTests do: a debug
+// build compiles every module with testing enabled (a release build would need
+// `-Xswiftc -enable-testing`). Nothing in Sources/ exists for the fuzzers' sake.
 let package = Package(
     name: "StarFuzz",
     platforms: [.macOS(.v15)],
