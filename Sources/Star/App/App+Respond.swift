@@ -15,37 +15,73 @@ extension App {
     ///   - webSocket: The transport's session when the request is a WebSocket handshake it can
     ///     accept; `nil` for plain HTTP.
     public func respond(to request: Request, webSocket: (any WebSocketTransport)? = nil) async -> Response? {
+        switch prepare(request, webSocket: webSocket) {
+        case .answered(let response):
+            return response
+        case .http(let context):
+            return await respondHTTP(context)
+        case .webSocket(let context, let handshake):
+            return await respondWebSocket(context, handshake)
+        }
+    }
+
+    /// What a request needs once routed: an answer already, or a handler to run.
+    private enum Routed {
+        case answered(Response)
+        case http(RequestContext)
+        case webSocket(RequestContext, WebSocketHandshake)
+    }
+
+    /// Routing, and everything else that needs no suspension. It is kept out of the async
+    /// functions (never inlined) so that their frames, which an open WebSocket keeps for its
+    /// whole life, hold only what running the handler needs.
+    @inline(never)
+    private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
         guard request.body.readableBytes <= configuration.maxBodySize else {
-            return HTTPError(.contentTooLarge, detail: "Request body is larger than \(configuration.maxBodySize) bytes").response
+            return .answered(HTTPError(.contentTooLarge, detail: "Request body is larger than \(configuration.maxBodySize) bytes").response)
         }
         let router: Router
         do { router = try self.router } catch {
             logger.error("cannot route: \(error)")
-            return Response.errorBody(status: .internalServerError, detail: "Server error")
+            return .answered(Response.errorBody(status: .internalServerError, detail: "Server error"))
         }
         switch router.match(request.method, path: request.path) {
         case .notFound:
-            return HTTPError(.notFound).response
+            return .answered(HTTPError(.notFound).response)
         case .methodNotAllowed(let methods):
             let allow = methods.map(\.rawValue).joined(separator: ", ")
-            return HTTPError(.methodNotAllowed, headers: [.allow: allow]).response
+            return .answered(HTTPError(.methodNotAllowed, headers: [.allow: allow]).response)
         case .found(let route, let parameters):
             if route.isWebSocket && webSocket == nil {
-                return HTTPError(
+                return .answered(HTTPError(
                     .upgradeRequired,
                     detail: "This is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)",
                     headers: [.upgrade: "websocket", .connection: "Upgrade", .secWebSocketVersion: "13"]
-                ).response
+                ).response)
             }
             let handshake = route.isWebSocket ? webSocket.map { WebSocketHandshake(transport: $0, request: request) } : nil
             let context = RequestContext(
                 app: self, request: request, route: route, pathParameters: parameters,
                 requestID: request.id ?? makeRequestID(), webSocket: handshake
             )
-            let outcome = route.standalone ? await runStandalone(context) : await runWithHooks(context)
-            guard let handshake else { return outcome.response }
-            return await finish(handshake, outcome: outcome)
+            if let handshake { return .webSocket(context, handshake) }
+            return .http(context)
         }
+    }
+
+    @inline(never)
+    private func respondHTTP(_ context: RequestContext) async -> Response {
+        await runRoute(context).response
+    }
+
+    @inline(never)
+    private func respondWebSocket(_ context: RequestContext, _ handshake: WebSocketHandshake) async -> Response? {
+        await finish(handshake, outcome: await runRoute(context))
+    }
+
+    /// Runs the route's handler, inside its hooks unless it is standalone or there are none.
+    private func runRoute(_ context: RequestContext) async -> Outcome {
+        context.route.standalone || eventHooks.isEmpty ? await runStandalone(context) : await runWithHooks(context)
     }
 
     /// What running a route produced: the response, and the error if the handler or a hook threw.
@@ -55,6 +91,7 @@ extension App {
     }
 
     /// Runs hooks and handler with API Star's stack order; errors become responses.
+    @inline(never)
     private func runWithHooks(_ context: RequestContext) async -> Outcome {
         var entered = 0
         do {
@@ -88,6 +125,8 @@ extension App {
         return response
     }
 
+    /// Runs the handler alone; its error becomes the response.
+    @inline(never)
     private func runStandalone(_ context: RequestContext) async -> Outcome {
         do {
             return Outcome(response: try await context.route.invoke(context))

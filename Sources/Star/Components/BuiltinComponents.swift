@@ -103,6 +103,7 @@ public struct Path<T: Decodable & Sendable>: Component, Sendable {
         do {
             return Path(value: try ParameterDecoder.decode(T.self, from: context.pathParameters.mapValues { [$0] }))
         } catch {
+            context.logger.debug("path parameters do not decode as \(T.self): \(String(reflecting: error))")
             throw HTTPError(.notFound, detail: "Not Found: \(ParameterDecoder.describe(error))")
         }
     }
@@ -123,6 +124,7 @@ public struct Query<T: Decodable & Sendable>: Component, Sendable {
         do {
             return Query(value: try ParameterDecoder.decode(T.self, from: values))
         } catch {
+            context.logger.debug("query does not decode as \(T.self): \(String(reflecting: error))")
             throw HTTPError(.badRequest, detail: "Invalid query: \(ParameterDecoder.describe(error))")
         }
     }
@@ -152,6 +154,7 @@ public struct Body<T: Decodable & Sendable>: Component, Sendable {
         do {
             return Body(value: try JSON.decode(T.self, from: request.body.readableBytesView))
         } catch {
+            context.logger.debug("JSON body does not decode as \(T.self): \(String(reflecting: error))")
             throw HTTPError(.badRequest, detail: "Invalid JSON body: \(ParameterDecoder.describe(error))")
         }
     }

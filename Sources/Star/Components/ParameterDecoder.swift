@@ -12,8 +12,12 @@ struct ParameterDecoder: Decoder {
     }
 
     /// A short description of a decoding error that names the field: `field 'id': expected Int`.
+    ///
+    /// It is sent to the client, so only a `DecodingError`'s field and expectation go into it; any
+    /// other error (thrown by an `init(from:)`) may carry internal text and is described only as
+    /// `invalid value` — the caller logs the error itself.
     static func describe(_ error: any Error) -> String {
-        guard let error = error as? DecodingError else { return "\(error)" }
+        guard let error = error as? DecodingError else { return "invalid value" }
         func path(_ codingPath: [any CodingKey]) -> String {
             codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }
@@ -28,7 +32,7 @@ struct ParameterDecoder: Decoder {
             let at = path(context.codingPath)
             return at.isEmpty ? "malformed JSON" : "field '\(at)': \(context.debugDescription)"
         @unknown default:
-            return "\(error)"
+            return "invalid value"
         }
     }
 

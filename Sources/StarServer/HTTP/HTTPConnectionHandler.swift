@@ -8,8 +8,6 @@ import Star
 struct ReceivedRequest: Sendable {
     /// The request with its whole body.
     var request: Request
-    /// The head as NIO parsed it.
-    var head: HTTPRequestHead
     /// The version and keep-alive rules of HTTP/1.
     var version: HTTPVersion
     var keepAlive: Bool
@@ -31,10 +29,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case discarding
     }
 
-    private let maxBodySize: Int
     private let clientAddress: String?
     private let scheme: String
-    private let configuration: ServerConfiguration
+    private let settings: ConnectionSettings
+    private var configuration: ServerConfiguration { settings.configuration }
+    private var maxBodySize: Int { settings.app.configuration.maxBodySize }
     private let requests: AsyncStream<ReceivedRequest>.Continuation
     private var state = State.idle
     private var context: ChannelHandlerContext?
@@ -52,14 +51,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Whether the peer is a trusted proxy whose forwarding headers count (fixed per connection).
     private let trustsProxy: Bool
 
-    init(maxBodySize: Int, clientAddress: String?, scheme: String, configuration: ServerConfiguration,
+    init(clientAddress: String?, scheme: String, settings: ConnectionSettings,
          requests: AsyncStream<ReceivedRequest>.Continuation) {
-        self.maxBodySize = maxBodySize
         self.clientAddress = clientAddress
         self.scheme = scheme
-        self.configuration = configuration
+        self.settings = settings
         self.requests = requests
-        self.trustsProxy = ForwardedHeaders.trusts(clientAddress, configuration: configuration)
+        self.trustsProxy = ForwardedHeaders.trusts(clientAddress, configuration: settings.configuration)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -69,6 +67,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func handlerRemoved(context: ChannelHandlerContext) {
         headTimer?.task.cancel()
+        headTimer = nil
         self.context = nil
     }
 
@@ -172,7 +171,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         responding = true
         requests.yield(ReceivedRequest(
             request: Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
-                             rootPath: configuration.rootPath), head: head,
+                             rootPath: configuration.rootPath),
             version: head.version, keepAlive: head.isKeepAlive && !parserStopped, wantsWebSocket: upgrade
         ))
     }

@@ -89,8 +89,9 @@ public struct Server: Service, Sendable {
     }
 
     private func serve(on group: any EventLoopGroup, tls: NIOSSLContext?, onListening: @Sendable (SocketAddress) -> Void) async throws {
-        let maxBodySize = app.configuration.maxBodySize
         let configuration = self.configuration
+        let metrics = ServerMetrics(factory: configuration.metricsFactory)
+        let shared = ConnectionSettings(app: app, configuration: configuration, metrics: metrics)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -98,7 +99,7 @@ public struct Server: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<HTTPConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try Self.configure(channel, maxBodySize: maxBodySize, tls: tls, configuration: configuration)
+                try Self.configure(channel, tls: tls, settings: shared)
             }
         }
         let listener: NIOAsyncChannel<HTTPConnection, Never>
@@ -117,7 +118,6 @@ public struct Server: Service, Sendable {
         app.logger.info("Star serving on \(place) (press Ctrl-C to quit)")
         let listeningChannel = listener.channel
         let open = OpenConnections()
-        let metrics = ServerMetrics(factory: configuration.metricsFactory)
         let trimmer = MemoryTrimmer.start(on: group.next(), open: open)
         defer { trimmer.cancel() }
         try await listener.executeThenClose { connections in
@@ -138,7 +138,7 @@ public struct Server: Service, Sendable {
                                 metrics.openConnections.decrement()
                             }
                             await withGracefulShutdownHandler {
-                                await connection.run(app: app, configuration: configuration, metrics: metrics, overLimit: overLimit)
+                                await connection.run(shared, overLimit: overLimit)
                             } onGracefulShutdown: {
                                 connection.beginShutdown()
                             }
@@ -153,12 +153,12 @@ public struct Server: Service, Sendable {
 
     /// Builds a connection's pipeline: TLS when configured, NIO's HTTP/1 codec and pipelining
     /// assistance, then our handler (which also answers parse errors: 400, or 431 for a large head).
-    private static func configure(_ channel: any Channel, maxBodySize: Int, tls: NIOSSLContext?,
-                                  configuration: ServerConfiguration) throws -> HTTPConnection {
+    private static func configure(_ channel: any Channel, tls: NIOSSLContext?,
+                                  settings: ConnectionSettings) throws -> HTTPConnection {
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
         let handler = HTTPConnectionHandler(
-            maxBodySize: maxBodySize, clientAddress: channel.remoteAddress.map(Self.describe),
-            scheme: tls == nil ? "http" : "https", configuration: configuration, requests: continuation
+            clientAddress: channel.remoteAddress.map(Self.describe),
+            scheme: tls == nil ? "http" : "https", settings: settings, requests: continuation
         )
         let sync = channel.pipeline.syncOperations
         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
@@ -190,6 +190,21 @@ public struct Server: Service, Sendable {
         case .v4, .v6: "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         case .unixDomainSocket: address.pathname ?? "unix"
         }
+    }
+}
+
+/// What every connection of one running server shares. Connections keep a reference to it
+/// rather than copies of the app and configuration: with 10,000 idle WebSockets, each copy
+/// of ``ServerConfiguration`` cost about 1 KiB.
+final class ConnectionSettings: Sendable {
+    let app: App
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+
+    init(app: App, configuration: ServerConfiguration, metrics: ServerMetrics) {
+        self.app = app
+        self.configuration = configuration
+        self.metrics = metrics
     }
 }
 

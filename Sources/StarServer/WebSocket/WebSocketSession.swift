@@ -13,8 +13,9 @@ import Synchronization
 /// no task per message: one lock guards the shared state.
 final class WebSocketSession: WebSocketTransport {
     private struct State {
-        var messages = CircularBuffer<WebSocketMessage>()
-        var receivers = CircularBuffer<CheckedContinuation<Result<WebSocketMessage, any Error>, Never>>()
+        // Small first capacities (NIO's default is 16 each): an idle session keeps them allocated.
+        var messages = CircularBuffer<WebSocketMessage>(initialCapacity: 4)
+        var receivers = CircularBuffer<CheckedContinuation<Result<WebSocketMessage, any Error>, Never>>(initialCapacity: 1)
         var writers: [CheckedContinuation<Void, any Error>] = []
         var writable = true
         var readingPaused = false

@@ -13,7 +13,7 @@ extension WebSocketFrame {
         var output = ByteBufferAllocator().buffer(capacity: count)
         let key32 = UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24  // key byte i at bit 8·i
         let key64 = UInt64(key32) | UInt64(key32) << 32
-        data.withUnsafeReadableBytes { source in
+        _ = data.withUnsafeReadableBytes { source in
             output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 var index = 0
                 while index + 8 <= count {
