@@ -259,6 +259,26 @@ struct CapturingLogHandler: LogHandler {
         #expect(runs.count.load(ordering: .relaxed) == 1)
     }
 
+    @Test func aHooksEarlyResponseAnswersAWebSocketHandshake() async throws {
+        // A hook that answers in onRequest (a redirect to a login page, a 429 from a rate limiter)
+        // is the handshake's answer, as it is for HTTP routes — not a generic 403.
+        struct RateLimited: EventHook {
+            func onRequest(_ context: RequestContext) async throws -> Response? {
+                Response(status: .tooManyRequests, headers: [.retryAfter: "30"])
+            }
+        }
+        let runs = Counter()
+        @Sendable @concurrent func ticker(ws: WebSocket) async throws {
+            runs.count.add(1, ordering: .relaxed)
+            try await ws.connect()
+        }
+        let app = App(routes: [Route("/ws/ticker", .get, ticker)], eventHooks: [RateLimited(), WebSocketAutoHook()])
+        let denied = await Self.denial(try TestClient(app), "/ws/ticker")
+        #expect(denied?.status == .tooManyRequests)
+        #expect(denied?.headers[.retryAfter] == "30")
+        #expect(runs.count.load(ordering: .relaxed) == 0)
+    }
+
     @Test func withTheAutoHookAloneAuthenticationComesAfterThe101() async throws {
         // The pitfall the guide warns about: the hook connects before the handler's parameters
         // resolve, so a bad token is refused only after the handshake, with close 1011.

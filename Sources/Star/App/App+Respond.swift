@@ -88,6 +88,8 @@ extension App {
     private struct Outcome {
         var response: Response
         var error: (any Error)?
+        /// The response is a hook's (an early `onRequest` answer or an `onError` replacement).
+        var fromHook = false
     }
 
     /// Runs hooks and handler with API Star's stack order; errors become responses.
@@ -98,7 +100,7 @@ extension App {
             for hook in eventHooks {
                 entered += 1
                 if let early = try await hook.onRequest(context) {
-                    return Outcome(response: try await runOnResponse(early, entered: entered, context: context))
+                    return Outcome(response: try await runOnResponse(early, entered: entered, context: context), fromHook: true)
                 }
             }
             let response = try await context.route.invoke(context)
@@ -107,7 +109,7 @@ extension App {
             for hook in eventHooks.prefix(entered).reversed() {
                 do {
                     if let replacement = try await hook.onError(error, context: context) {
-                        return Outcome(response: replacement, error: error)
+                        return Outcome(response: replacement, error: error, fromHook: true)
                     }
                 } catch let hookError {
                     context.logger.error("onError hook failed: \(String(reflecting: hookError))")
@@ -161,7 +163,7 @@ extension App {
         case .denied(let denial):
             return denial
         case .pending:
-            if outcome.error is HTTPError { return outcome.response }
+            if outcome.fromHook || outcome.error is HTTPError { return outcome.response }
             return HTTPError(.forbidden, detail: "WebSocket connection denied").response
         }
     }
