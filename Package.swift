@@ -53,9 +53,12 @@ let package = Package(
             dependencies: ["Star"],
             swiftSettings: strictSettings
         ),
+        // glibc's malloc controls for the server's memory trimming (Swift's Glibc lacks <malloc.h>).
+        .target(name: "CStarMemory"),
         .target(
             name: "StarServer",
             dependencies: [
+                "CStarMemory",
                 "Star",
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -203,6 +203,9 @@ struct HTTPConnection: Sendable {
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let high = max(options.writeBufferHighWater, 2)
         try channel.syncOptions?.setOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: high / 2, high: high))
+        // One read per wake-up keeps NIO's pool of receive buffers at one, the small one (see WebSocketReceiveAllocator).
+        try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
+        try channel.syncOptions?.setOption(.recvAllocator, value: WebSocketReceiveAllocator())
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self))
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self))
         _ = sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self))

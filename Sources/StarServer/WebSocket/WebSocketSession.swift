@@ -11,12 +11,17 @@ import Synchronization
 /// Received messages wait here (at most `maxQueue`, then the handler stops reading the socket);
 /// sends go straight to the channel, suspending while the channel is not writable. No actor and
 /// no task per message: one lock guards the shared state.
+///
+/// Waiting receivers and senders are `UnsafeContinuation`s (a checked one allocates a canary
+/// per suspension, one of the allocations per echoed message). Each is resumed exactly once:
+/// it is removed from `receivers`/`writers` under the lock by whoever resumes it — `deliver`,
+/// `finish`, `setWritable`, or the cancellation handler — and never resumed outside that removal.
 final class WebSocketSession: WebSocketTransport {
     private struct State {
         // Small first capacities (NIO's default is 16 each): an idle session keeps them allocated.
         var messages = CircularBuffer<WebSocketMessage>(initialCapacity: 4)
-        var receivers = CircularBuffer<CheckedContinuation<Result<WebSocketMessage, any Error>, Never>>(initialCapacity: 1)
-        var writers: [CheckedContinuation<Void, any Error>] = []
+        var receivers = CircularBuffer<UnsafeContinuation<Result<WebSocketMessage, any Error>, Never>>(initialCapacity: 1)
+        var writers: [UnsafeContinuation<Void, any Error>] = []
         var writable = true
         var readingPaused = false
         var maxQueue = 32
@@ -68,7 +73,7 @@ final class WebSocketSession: WebSocketTransport {
         let queued: Result<WebSocketMessage, any Error>? = state.withLock { Self.take(&$0) }
         if let queued { return try resumeReadingIfNeeded(after: queued) }
         let taken: Result<WebSocketMessage, any Error> = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<WebSocketMessage, any Error>, Never>) in
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<WebSocketMessage, any Error>, Never>) in
                 let immediate: Result<WebSocketMessage, any Error>? = state.withLock { state in
                     if let taken = Self.take(&state) { return taken }
                     if Task.isCancelled { return .failure(CancellationError()) }
@@ -113,7 +118,7 @@ final class WebSocketSession: WebSocketTransport {
         }
         if !ready {
             try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                     let immediate: Result<Void, any Error>? = state.withLock { state in
                         if let end = state.end { return .failure(end) }
                         if state.writable { return .success(()) }
@@ -138,7 +143,9 @@ final class WebSocketSession: WebSocketTransport {
         let frame: WebSocketFrame
         switch message {
         case .text(let text):
-            frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
+            var payload = channel.allocator.webSocketPayloadBuffer(capacity: text.utf8.count)
+            payload.writeString(text)
+            frame = WebSocketFrame(fin: true, opcode: .text, data: payload)
         case .binary(let bytes):
             frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
         }
@@ -191,7 +198,7 @@ final class WebSocketSession: WebSocketTransport {
             metrics.messagesIn.increment()
             metrics.bytesIn.increment(by: ServerMetrics.size(of: message))
         }
-        let (receiver, full): (CheckedContinuation<Result<WebSocketMessage, any Error>, Never>?, Bool) = state.withLock { state in
+        let (receiver, full): (UnsafeContinuation<Result<WebSocketMessage, any Error>, Never>?, Bool) = state.withLock { state in
             state.received += 1
             if let receiver = state.receivers.popFirst() { return (receiver, false) }
             state.messages.append(message)
@@ -205,7 +212,7 @@ final class WebSocketSession: WebSocketTransport {
 
     /// Ends the session: waiting and later receives (after the queued messages) and all sends throw `end`.
     func finish(_ end: WebSocketDisconnect) {
-        let (receivers, writers): ([CheckedContinuation<Result<WebSocketMessage, any Error>, Never>], [CheckedContinuation<Void, any Error>]) =
+        let (receivers, writers): ([UnsafeContinuation<Result<WebSocketMessage, any Error>, Never>], [UnsafeContinuation<Void, any Error>]) =
             state.withLock { state in
                 guard state.end == nil else { return ([], []) }
                 state.end = end
@@ -218,7 +225,7 @@ final class WebSocketSession: WebSocketTransport {
 
     /// Records the channel's writability and wakes suspended senders when it returns.
     func setWritable(_ writable: Bool) {
-        let writers: [CheckedContinuation<Void, any Error>] = state.withLock { state in
+        let writers: [UnsafeContinuation<Void, any Error>] = state.withLock { state in
             state.writable = writable
             guard writable else { return [] }
             defer { state.writers.removeAll() }
