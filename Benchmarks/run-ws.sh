@@ -28,6 +28,9 @@ DURATION=${DURATION:-10}                  # seconds counted per workload
 WARMUP=${WARMUP:-2}                       # seconds of warm-up before each counted run
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-5}
+# (d2) holds at least 8 s: Star's memory trimmer samples every 5 s, so one sample falls in the hold.
+PRIMED_HOLD=$(awk -v h="$IDLE_HOLD" 'BEGIN { print (h > 8 ? h : 8) }')
+PRIMED_SIZE=70000
 CONNECT_CONCURRENCY=${CONNECT_CONCURRENCY:-32}
 QUIET_WAIT=${QUIET_WAIT:-180}             # seconds to wait for other work to calm down per server
 QUIET_MAX=${QUIET_MAX:-15}                # "calm": the machine busy < this % of one core
@@ -113,6 +116,15 @@ for name in $SERVERS; do
     loadgen "$d" idle --connections "$IDLE_CONNECTIONS" --hold "$IDLE_HOLD" --server-pid "$SERVER_PID"
     stop_server
 
+    # (d2) The same after one 70 kB message per connection (--prime: each sends one binary
+    # message and waits for its echo before the hold), on another fresh server: what a
+    # connection keeps, or the allocator fails to give back, once its buffers have grown.
+    start_server "$name" "$prefix-idle-primed-server.log"
+    sleep 1
+    d2="$prefix-d2-idle-primed.json"
+    loadgen "$d2" idle --connections "$IDLE_CONNECTIONS" --prime --size "$PRIMED_SIZE" --hold "$PRIMED_HOLD" --server-pid "$SERVER_PID"
+    stop_server
+
     other=()
     for f in "$a" "$b" "$c"; do
         # Other work on the machine during the run: all CPU minus server minus loadgen.
@@ -124,7 +136,7 @@ for name in $SERVERS; do
             NOTES+=("$name: $(basename "$f" .json): other processes used about $o% of a core during the run; the figures may be low.")
         fi
     done
-    for f in "$a" "$b" "$c" "$d"; do
+    for f in "$a" "$b" "$c" "$d" "$d2"; do
         errs=$(field "$f" .errors.total)
         [[ $errs == 0 ]] || NOTES+=("$name: $(basename "$f" .json): errors $(jq -c '.errors // "no output"' "$f" 2>/dev/null || echo 'no output')")
     done
@@ -137,9 +149,14 @@ for name in $SERVERS; do
     d_kib=$(round "$(field "$d" .server.kib_per_connection)" 1)
     d_open=$(field "$d" .open_at_end)
     [[ $d_open == "$IDLE_CONNECTIONS" ]] || NOTES+=("$name: only $d_open of $IDLE_CONNECTIONS idle connections were open at the end of the hold.")
-    echo "   (a) $a_mps msg/s p99 ${a_p99} us (server ${a_srv}% / loadgen ${a_lg}%)  (b) $b_mbs MB/s  (c) $c_hs handshakes/s  (d) $d_kib KiB/conn"
-    ROWS+=("| $label | $a_mps | $a_p99 | $a_srv | $a_lg | $b_mbs | $c_hs | $d_kib |")
-    DETAILS+=("| $name | $(round "$(field "$a" .latency_us.p50)") | $(round "$(field "$b" .messages_per_s)") | $(round "$(field "$b" .latency_us.p99)") | $(round "$(field "$b" .server.cpu_percent)") / $(round "$(field "$b" .client_cpu.percent_of_core)") | $(round "$(field "$c" .cycle_latency_us.p99)") | $(round "$(field "$c" .server.cpu_percent)") / $(round "$(field "$c" .client_cpu.percent_of_core)") | $(field "$d" .server.rss_before_kib) → $(field "$d" .server.rss_after_kib) | ${other[0]} / ${other[1]} / ${other[2]} |")
+    d2_kib=$(round "$(field "$d2" .server.kib_per_connection)" 1)
+    d2_open=$(field "$d2" .open_at_end)
+    d2_echoed=$(field "$d2" .prime.echoed)
+    [[ $d2_open == "$IDLE_CONNECTIONS" ]] || NOTES+=("$name: (d2) only $d2_open of $IDLE_CONNECTIONS primed connections were open at the end of the hold.")
+    [[ $d2_echoed == "$IDLE_CONNECTIONS" ]] || NOTES+=("$name: (d2) only $d2_echoed of $IDLE_CONNECTIONS connections got the echo of their $PRIMED_SIZE B message before the hold.")
+    echo "   (a) $a_mps msg/s p99 ${a_p99} us (server ${a_srv}% / loadgen ${a_lg}%)  (b) $b_mbs MB/s  (c) $c_hs handshakes/s  (d) $d_kib KiB/conn  (d2) $d2_kib KiB/conn"
+    ROWS+=("| $label | $a_mps | $a_p99 | $a_srv | $a_lg | $b_mbs | $c_hs | $d_kib | $d2_kib |")
+    DETAILS+=("| $name | $(round "$(field "$a" .latency_us.p50)") | $(round "$(field "$b" .messages_per_s)") | $(round "$(field "$b" .latency_us.p99)") | $(round "$(field "$b" .server.cpu_percent)") / $(round "$(field "$b" .client_cpu.percent_of_core)") | $(round "$(field "$c" .cycle_latency_us.p99)") | $(round "$(field "$c" .server.cpu_percent)") / $(round "$(field "$c" .client_cpu.percent_of_core)") | $(field "$d" .server.rss_before_kib) → $(field "$d" .server.rss_after_kib) | $(field "$d2" .server.rss_before_kib) → $(field "$d2" .server.rss_after_kib) | ${other[0]} / ${other[1]} / ${other[2]} |")
 
     # (e) allocations per echoed message, Swift servers: LD_PRELOAD malloc counter, two runs of
     # different lengths; the difference in allocations over the difference in messages cancels
@@ -170,8 +187,8 @@ done
     echo "- Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these numbers)"
     echo "- Server on core 0 (\`taskset -c 0\`), loadgen on core 1, 127.0.0.1; every run ${DURATION} s after ${WARMUP} s warm-up."
     echo
-    echo "| server | (a) msg/s | (a) p99 µs | (a) server CPU % | (a) loadgen CPU % | (b) MB/s | (c) handshakes/s | (d) KiB/idle conn |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| server | (a) msg/s | (a) p99 µs | (a) server CPU % | (a) loadgen CPU % | (b) MB/s | (c) handshakes/s | (d) KiB/idle conn | (d2) KiB/idle conn after 70 kB |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo "- (a) 32 B text messages, 64 connections, 1 in flight each: echoes/s, round-trip p99, and the CPU"
@@ -179,13 +196,15 @@ done
     echo "- (b) 64 KiB binary messages, 16 connections, 1 in flight each: payload echoed, 10^6 B/s."
     echo "- (c) $CONNECT_CONCURRENCY concurrent loops of connect, upgrade, close(1000), wait for the server's close."
     echo "- (d) (VmRSS after − before) / connections, $IDLE_CONNECTIONS idle connections held ${IDLE_HOLD} s, fresh server."
+    echo "- (d2) as (d), on another fresh server, but each connection first sends one $PRIMED_SIZE B binary message and"
+    echo "  waits for its echo; then all are held idle ${PRIMED_HOLD} s (at least 8 s: Star's memory trimmer samples every 5 s)."
     echo
     echo "Details (server CPU % / loadgen CPU %, of one core). \"Other\" is the whole machine's user + system"
     echo "CPU during the run (/proc/stat, warm-up included) minus the server's and the loadgen's: anything"
     echo "else running."
     echo
-    echo "| server | (a) p50 µs | (b) msg/s | (b) p99 µs | (b) CPU srv / lg | (c) cycle p99 µs | (c) CPU srv / lg | (d) RSS KiB before → after | other CPU % (a) / (b) / (c) |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| server | (a) p50 µs | (b) msg/s | (b) p99 µs | (b) CPU srv / lg | (c) cycle p99 µs | (c) CPU srv / lg | (d) RSS KiB before → after | (d2) RSS KiB before → after | other CPU % (a) / (b) / (c) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${DETAILS[@]}"
     if ((${#ALLOC_ROWS[@]})); then
         echo

@@ -105,25 +105,7 @@ def new_page(browser):
 
 # -- the servers -------------------------------------------------------------------------
 
-def start_server(name, args=(), attempts=3, timeout=20.0):
-    """Starts .build/debug/NAME --host 127.0.0.1 --port N --log-level warning --no-access-log
-    ARGS on a free port (a few attempts, in case another process takes the port first); a
-    missing binary fails the test."""
-    return star_processes.start_server(name, attempts=attempts, timeout=timeout, args=args, always_fail=True)
-
-
 echo_server = star_processes.server_fixture("echo", always_fail=True)
 
 postgres = star_processes.postgres_fixture()
-
-
-@pytest.fixture(scope="module")
-def chat_servers(postgres):
-    """Two `chat` processes sharing one PostgreSQL (--broadcast-url), for the whole module."""
-    servers = []
-    try:
-        for _ in range(2):
-            servers.append(start_server("chat", args=["--broadcast-url", postgres.url]))
-        yield servers
-    finally:
-        star_processes.finish_servers(servers)
+chat_servers = star_processes.chat_servers_fixture(always_fail=True)

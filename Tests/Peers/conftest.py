@@ -69,18 +69,7 @@ ws_test_server = _server_fixture("ws-test-server")
 ws_test_server_no_keepalive = _server_fixture("ws-test-server", env={"STAR_TEST_KEEPALIVE": "off"})
 
 postgres = star_processes.postgres_fixture()
-
-
-@pytest.fixture(scope="module")
-def chat_servers(postgres):
-    """Two `chat` processes sharing one PostgreSQL (--broadcast-url), for the whole module."""
-    servers = []
-    try:
-        for _ in range(2):
-            servers.append(_start("chat", args=["--broadcast-url", postgres.url]))
-        yield servers
-    finally:
-        star_processes.finish_servers(servers)
+chat_servers = star_processes.chat_servers_fixture()
 
 
 @pytest.fixture

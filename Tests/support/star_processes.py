@@ -14,6 +14,7 @@ otherwise (Tests/Browser passes `always_fail=True`: it never skips).
   server_fixture(name, ...)        a module-scoped pytest fixture running one binary
   hard_deadline_fixture(default)   the autouse SIGALRM deadline (marker `deadline(seconds)`)
   Postgres, postgres_fixture()     a session-scoped PostgreSQL URL (see Postgres)
+  chat_servers_fixture()           two module-scoped `chat` processes sharing that PostgreSQL
 """
 
 import os
@@ -346,3 +347,20 @@ def postgres_fixture():
                 Postgres.script("stop", timeout=60)
 
     return postgres
+
+
+def chat_servers_fixture(always_fail=False):
+    """A module-scoped fixture: two `chat` processes with `--broadcast-url <postgres>` (it uses
+    the suite's `postgres` fixture), so that one room spans both; a server that died or did not
+    shut down cleanly fails the teardown (finish_servers)."""
+    @pytest.fixture(scope="module")
+    def chat_servers(postgres):
+        servers = []
+        try:
+            for _ in range(2):
+                servers.append(start_server("chat", args=["--broadcast-url", postgres.url], always_fail=always_fail))
+            yield servers
+        finally:
+            finish_servers(servers)
+
+    return chat_servers
