@@ -97,6 +97,7 @@ public struct Server: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<HTTPConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try Self.configure(channel, tls: tls, settings: shared)
@@ -120,36 +121,47 @@ public struct Server: Service, Sendable {
         let open = OpenConnections()
         let trimmer = MemoryTrimmer.start(on: group.next(), open: open)
         defer { trimmer.cancel() }
-        try await listener.executeThenClose { connections in
-            try await withThrowingDiscardingTaskGroup { group in
-                try await withGracefulShutdownHandler {
-                    for try await connection in connections {
-                        let count = open.count.add(1, ordering: .relaxed).newValue
-                        if count > open.peakSinceTrim.load(ordering: .relaxed) { open.peakSinceTrim.store(count, ordering: .relaxed) }
-                        let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
-                        metrics.openConnections.increment()
-                        let executor: (any TaskExecutor)? = switch configuration.executor {
-                        case .eventLoop: EventLoopTaskExecutor(connection.channel.eventLoop)
-                        case .global: nil
-                        }
-                        group.addTask(executorPreference: executor) {
-                            defer {
-                                open.count.subtract(1, ordering: .relaxed)
-                                metrics.openConnections.decrement()
+        // One executor per event loop, shared by its connections' tasks; the accept loop runs on the
+        // listening channel's loop too: on Swift's global pool, every accepted connection cost two
+        // thread switches (measured: 24,000 context switches in 2 s at 6,100 handshakes/s).
+        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
+        if configuration.executor == .eventLoop {
+            for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
+        }
+        let loopExecutors = executors
+        try await withTaskExecutorPreference(loopExecutors[ObjectIdentifier(listeningChannel.eventLoop)]) {
+            try await listener.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await withGracefulShutdownHandler {
+                        for try await connection in connections {
+                            let count = open.count.add(1, ordering: .relaxed).newValue
+                            if count > open.peakSinceTrim.load(ordering: .relaxed) { open.peakSinceTrim.store(count, ordering: .relaxed) }
+                            let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
+                            metrics.openConnections.increment()
+                            group.addTask(executorPreference: loopExecutors[ObjectIdentifier(connection.channel.eventLoop)]) {
+                                defer {
+                                    open.count.subtract(1, ordering: .relaxed)
+                                    metrics.openConnections.decrement()
+                                }
+                                await withGracefulShutdownHandler {
+                                    await connection.run(shared, overLimit: overLimit)
+                                } onGracefulShutdown: {
+                                    connection.beginShutdown()
+                                }
                             }
-                            await withGracefulShutdownHandler {
-                                await connection.run(shared, overLimit: overLimit)
-                            } onGracefulShutdown: {
-                                connection.beginShutdown()
-                            }
                         }
+                    } onGracefulShutdown: {
+                        listeningChannel.close(promise: nil)
                     }
-                } onGracefulShutdown: {
-                    listeningChannel.close(promise: nil)
                 }
             }
         }
     }
+
+    /// How connections size their reads until a WebSocket upgrade: NIO's adaptive sizing, starting
+    /// at 1 KiB instead of NIO's 2 KiB. A handshake or a typical request fits, the size grows with
+    /// larger reads, and a WebSocket keeps this first buffer for life (``WebSocketReceiveAllocator``).
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: WebSocketReceiveAllocator.largeThreshold, maximum: 65536)
 
     /// Builds a connection's pipeline: TLS when configured, NIO's HTTP/1 codec and pipelining
     /// assistance, then our handler (which also answers parse errors: 400, or 431 for a large head).

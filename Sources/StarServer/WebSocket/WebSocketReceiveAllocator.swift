@@ -15,8 +15,9 @@ import NIOCore
 /// 70 kB message each): 129.8 → 16.0 KiB per connection; 64 KiB echo unchanged once glibc stopped
 /// faulting the fresh buffers' pages in again (see `MemoryTrimmer`).
 struct WebSocketReceiveAllocator: RecvByteBufferAllocator {
-    /// Reads at least this large switch to fresh buffers (NIO's first buffer is 2 KiB).
-    static let largeThreshold = 2048
+    /// Reads at least this large switch to fresh buffers: it is the size of the pooled buffer,
+    /// the connection's first (``Server/receiveAllocator``), and a read that fills it means more is coming.
+    static let largeThreshold = 1024
     static let smallestFresh = 64 * 1024
     static let largestFresh = 1024 * 1024
     /// The size of the next fresh buffer.
