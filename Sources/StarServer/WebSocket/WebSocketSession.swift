@@ -143,9 +143,7 @@ final class WebSocketSession: WebSocketTransport {
         let frame: WebSocketFrame
         switch message {
         case .text(let text):
-            var payload = channel.allocator.webSocketPayloadBuffer(capacity: text.utf8.count)
-            payload.writeString(text)
-            frame = WebSocketFrame(fin: true, opcode: .text, data: payload)
+            frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
         case .binary(let bytes):
             frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
         }

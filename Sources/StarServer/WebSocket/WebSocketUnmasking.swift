@@ -2,8 +2,7 @@ import NIOCore
 import NIOWebSocket
 
 extension WebSocketFrame {
-    /// The payload unmasked into a new buffer, eight bytes at a time, with room in front for a
-    /// frame header (``ByteBufferAllocator/webSocketPayloadBuffer(capacity:)``).
+    /// The payload unmasked into a new buffer, eight bytes at a time.
     ///
     /// NIO's `unmaskedData` copies the payload (it is a slice of the decoder's buffer) and then
     /// unmasks it one byte at a time with a modulo per byte, which capped large-message echo near
@@ -11,8 +10,7 @@ extension WebSocketFrame {
     var unmaskedPayload: ByteBuffer {
         guard let key = maskKey else { return data }
         let count = data.readableBytes
-        // Room in front for a header: an echoed payload then goes out in one piece.
-        var output = ByteBufferAllocator().webSocketPayloadBuffer(capacity: count)
+        var output = ByteBufferAllocator().buffer(capacity: count)
         let key32 = UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24  // key byte i at bit 8·i
         let key64 = UInt64(key32) | UInt64(key32) << 32
         _ = data.withUnsafeReadableBytes { source in
