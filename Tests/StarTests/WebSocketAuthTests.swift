@@ -430,7 +430,10 @@ struct CapturingLogHandler: LogHandler {
         // A DecodingError still tells the client which field is wrong.
         let badPrice = await client.post("/price", headers: json, body: ByteBuffer(string: #"{"price":"cheap"}"#))
         #expect(badPrice.status == .badRequest)
-        #expect(try Self.detail(badPrice) == "Invalid JSON body: field 'price': expected Double")
+        #expect(try Self.detail(badPrice) == "Invalid JSON body: field 'price': expected a number")
+        // In JSON's terms, never a Swift type name; no empty field name for the whole body.
+        let notAnObject = await client.post("/price", headers: json, body: ByteBuffer(string: "[1]"))
+        #expect(try Self.detail(notAnObject) == "Invalid JSON body: expected an object")
     }
 }
 

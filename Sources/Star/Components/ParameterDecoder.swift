@@ -11,28 +11,48 @@ struct ParameterDecoder: Decoder {
         try T(from: ParameterDecoder(values: values))
     }
 
-    /// A short description of a decoding error that names the field: `field 'id': expected Int`.
+    /// A short description of a decoding error that names the field and the kind of value it
+    /// expected, in JSON's terms: `field 'id': expected an integer`.
     ///
-    /// It is sent to the client, so only a `DecodingError`'s field and expectation go into it; any
-    /// other error (thrown by an `init(from:)`) may carry internal text and is described only as
-    /// `invalid value` — the caller logs the error itself.
+    /// It is sent to the client, so only a `DecodingError`'s field and expectation go into it, never
+    /// a Swift type name; any other error (thrown by an `init(from:)`) may carry internal text and
+    /// is described only as `invalid value` — the caller logs the error itself. The one text passed
+    /// through is a `dataCorrupted` description: an `init(from:)`'s own validation message
+    /// (`dataCorruptedError(forKey:in:debugDescription:)`) arrives that way.
     static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "invalid value" }
         func path(_ codingPath: [any CodingKey]) -> String {
             codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }
+        func field(_ codingPath: [any CodingKey]) -> String {
+            let at = path(codingPath)
+            return at.isEmpty ? "" : "field '\(at)': "
+        }
         switch error {
         case .keyNotFound(let key, let context):
             return "field '\(path(context.codingPath + [key]))' is missing"
         case .typeMismatch(let type, let context):
-            return "field '\(path(context.codingPath))': expected \(type)"
+            return "\(field(context.codingPath))expected \(kind(of: type))"
         case .valueNotFound(let type, let context):
-            return "field '\(path(context.codingPath))': expected \(type), found null"
+            return "\(field(context.codingPath))expected \(kind(of: type)), found null"
         case .dataCorrupted(let context):
-            let at = path(context.codingPath)
-            return at.isEmpty ? "malformed JSON" : "field '\(at)': \(context.debugDescription)"
+            let at = field(context.codingPath)
+            return at.isEmpty ? "malformed JSON" : "\(at)\(context.debugDescription)"
         @unknown default:
             return "invalid value"
+        }
+    }
+
+    /// What a client is told a value should have been, in JSON's terms.
+    static func kind(of type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is Substring.Type, is Character.Type: "a string"
+        case is any BinaryInteger.Type: "an integer"
+        case is any FloatingPoint.Type, is Decimal.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is [String: Any].Type, is [AnyHashable: Any].Type: "an object"
+        case is [Any].Type: "an array"
+        default: "a value of another kind"
         }
     }
 
