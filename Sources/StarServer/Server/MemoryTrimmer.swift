@@ -19,21 +19,23 @@ enum MemoryTrimmer {
     /// Starts sampling `open` on `eventLoop`; cancel the returned task when the server stops.
     static func start(on eventLoop: any EventLoop, open: OpenConnections, every interval: TimeAmount = .seconds(5)) -> RepeatedTask {
         _ = tuneAllocator
-        var inUse: Int64 = 0, free: Int64 = 0
-        let known = star_malloc_usage(&inUse, &free) == 1
-        let policy = NIOLoopBoundBox.makeBoxSendingValue(TrimPolicy(freeAtStart: known ? free : nil), eventLoop: eventLoop)
+        let policy = NIOLoopBoundBox.makeBoxSendingValue(TrimPolicy(freeAtStart: usage()?.free), eventLoop: eventLoop)
         return eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let count = open.count.load(ordering: .relaxed)
             let peak = open.peakSinceTrim.load(ordering: .relaxed)
-            var inUse: Int64 = 0, free: Int64 = 0
-            let usage = star_malloc_usage(&inUse, &free) == 1 ? (inUse: inUse, free: free) : nil
-            if policy.value.shouldTrim(open: count, peak: peak, usage: usage) {
+            if policy.value.shouldTrim(open: count, peak: peak, usage: usage()) {
                 _ = star_malloc_trim()
                 open.peakSinceTrim.store(count, ordering: .relaxed)
             } else {
                 open.peakSinceTrim.store(max(peak, count), ordering: .relaxed)
             }
         }
+    }
+
+    /// The allocator's bytes in use and free, or `nil` where the C library does not tell.
+    private static func usage() -> (inUse: Int64, free: Int64)? {
+        var inUse: Int64 = 0, free: Int64 = 0
+        return star_malloc_usage(&inUse, &free) == 1 ? (inUse, free) : nil
     }
 
     /// Sets glibc's trim and mmap thresholds to 4 MiB, once per process, unless `GLIBC_TUNABLES`
