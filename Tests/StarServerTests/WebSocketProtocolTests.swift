@@ -140,7 +140,8 @@ final class ReadCounter: ChannelOutboundHandler {
         let counter = ReadCounter()
         let session = WebSocketSession(channel: channel) { _, _, _ in }
         let options = WebSocketOptions(maxQueue: 2, pingInterval: nil)
-        let handler = WebSocketChannelHandler(session: session, options: options)
+        let handler = WebSocketChannelHandler(session: session, options: options,
+                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop))
         try channel.pipeline.syncOperations.addHandler(counter)
         try channel.pipeline.syncOperations.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
@@ -162,8 +163,10 @@ final class ReadCounter: ChannelOutboundHandler {
     @Test func pingIsAnsweredWhileTheAppOnlySends() throws {
         let channel = EmbeddedChannel()
         let session = WebSocketSession(channel: channel) { _, _, _ in }
-        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil))
+        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil),
+                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop))
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         try channel.writeInbound(clientFrame(.ping, [1, 2]))
         let pong = try #require(try channel.readOutbound(as: WebSocketFrame.self))
         #expect(pong.opcode == .pong && pong.data == ByteBuffer(bytes: [1, 2]))
@@ -172,6 +175,88 @@ final class ReadCounter: ChannelOutboundHandler {
         let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
         #expect(close.opcode == .connectionClose && close.data == ByteBuffer(bytes: closePayload(1000)))
         #expect(!channel.isActive, "the server closes the socket after echoing the close")
+    }
+}
+
+/// The timers of WebSocket sessions, driven by their event loop's ``WebSocketTicker`` (in the
+/// embedded loop's virtual time).
+@Suite struct WebSocketTimerTests {
+    private func session(on loop: EmbeddedEventLoop, ticker: WebSocketTicker,
+                         _ options: WebSocketOptions) throws -> (EmbeddedChannel, WebSocketChannelHandler) {
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let session = WebSocketSession(channel: channel) { _, _, _ in }
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        session.attach(NIOLoopBound(handler, eventLoop: loop))
+        return (channel, handler)
+    }
+
+    @Test func keepalivePingIsSentWhenDueAndAnUnansweredOneCloses1011() throws {
+        let loop = EmbeddedEventLoop()
+        let ticker = WebSocketTicker(eventLoop: loop)
+        let (channel, _) = try session(on: loop, ticker: ticker,
+                                       WebSocketOptions(pingInterval: .seconds(1), pingTimeout: .milliseconds(500)))
+        #expect(ticker.count == 1)
+
+        loop.advanceTime(by: .milliseconds(900))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil, "no ping before the interval")
+        loop.advanceTime(by: .milliseconds(200))
+        let ping = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(ping.opcode == .ping && ping.data.readableBytes == 8)
+        try channel.writeInbound(clientFrame(.pong, Array(ping.data.readableBytesView)))
+        loop.advanceTime(by: .milliseconds(800))  // 1.9 s: past the first ping's timeout, but it was answered
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        #expect(channel.isActive)
+
+        loop.advanceTime(by: .milliseconds(200))  // 2.1 s: the second ping, never answered
+        let second = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(second.opcode == .ping && second.data != ping.data)
+        loop.advanceTime(by: .milliseconds(300))
+        #expect(channel.isActive, "2.4 s: the second ping's timeout is at 2.5 s")
+        loop.advanceTime(by: .milliseconds(200))
+        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(close.opcode == .connectionClose)
+        #expect(close.data == ByteBuffer(bytes: closePayload(1011, "keepalive ping timeout")))
+        #expect(!channel.isActive)
+        #expect(ticker.count == 0, "a closed session leaves the ticker")
+    }
+
+    @Test func peerThatNeverAnswersOurCloseIsCutOffAtTheCloseTimeout() throws {
+        let loop = EmbeddedEventLoop()
+        let ticker = WebSocketTicker(eventLoop: loop)
+        let (channel, handler) = try session(on: loop, ticker: ticker,
+                                             WebSocketOptions(pingInterval: nil, closeTimeout: .seconds(2)))
+        handler.initiateClose(code: .normalClosure, reason: "bye")
+        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(close.data == ByteBuffer(bytes: closePayload(1000, "bye")))
+        loop.advanceTime(by: .milliseconds(1900))
+        #expect(channel.isActive, "the peer still has time to answer")
+        loop.advanceTime(by: .milliseconds(300))
+        #expect(!channel.isActive)
+        #expect(ticker.count == 0)
+    }
+
+    /// Sessions leave the ticker in any order (each departure moves the last one into its slot);
+    /// the others keep their timers.
+    @Test func sessionsLeaveInAnyOrderAndTheRestKeepTicking() throws {
+        let loop = EmbeddedEventLoop()
+        let ticker = WebSocketTicker(eventLoop: loop)
+        let options = WebSocketOptions(pingInterval: .seconds(1), pingTimeout: nil)
+        let sessions = try (0..<100).map { _ in try session(on: loop, ticker: ticker, options).0 }
+        #expect(ticker.count == 100)
+        // (Not `finish()`: that drains the shared loop's scheduled tasks, the ticker's included.)
+        for (index, channel) in sessions.enumerated() where index % 3 != 1 { channel.close(promise: nil) }
+        loop.run()
+        #expect(ticker.count == 33)
+        loop.advanceTime(by: .milliseconds(1100))
+        for (index, channel) in sessions.enumerated() where index % 3 == 1 {
+            let ping = try #require(try channel.readOutbound(as: WebSocketFrame.self), "session \(index)")
+            #expect(ping.opcode == .ping)
+        }
+        for channel in sessions where channel.isActive { channel.close(promise: nil) }
+        loop.run()
+        #expect(ticker.count == 0)
     }
 }
 

@@ -6,6 +6,9 @@ public struct WebSocketOptions: Sendable, Equatable {
     /// the socket (the peer is then pushed back by TCP).
     public var maxQueue: Int
     /// How often the server pings an idle peer; `nil` disables pings.
+    ///
+    /// The server checks its sessions' timers (this one, ``pingTimeout`` and ``closeTimeout``) every
+    /// tenth of the shortest of them, between 10 ms and 1 s: each fires at most that much late.
     public var pingInterval: Duration?
     /// How long the server waits for the pong before it closes with 1011; `nil` waits forever.
     public var pingTimeout: Duration?
@@ -13,8 +16,7 @@ public struct WebSocketOptions: Sendable, Equatable {
     public var closeTimeout: Duration
     /// The outbound bytes buffered before `send` suspends until the peer reads.
     public var writeBufferHighWater: Int
-    /// Whether to negotiate permessage-deflate when the client offers it (takes effect once the
-    /// server implements the extension).
+    /// Whether to negotiate permessage-deflate (RFC 7692) when the client offers it.
     public var perMessageDeflate: Bool = true
 
     /// Creates options with Uvicorn's defaults: 16 MiB messages, 32 queued, ping every 20 s with a 20 s timeout.

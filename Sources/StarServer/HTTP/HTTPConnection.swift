@@ -88,7 +88,7 @@ struct HTTPConnection: Sendable {
         var received = received
         received.request.id = settings.app.makeRequestID()
         let session = WebSocketSession(channel: channel, defaultOptions: settings.configuration.webSocket,
-                                       metrics: settings.metrics, upgrade: upgrader(for: received.request.headers))
+                                       metrics: settings.metrics, upgrade: upgrader(for: received.request.headers, settings))
         shutdown.state.withLock { $0.session = session }
         guard let denial = await settings.app.respond(to: received.request, webSocket: session) else {
             // Accepted, served and closed: the connection belonged to the WebSocket.
@@ -152,7 +152,7 @@ struct HTTPConnection: Sendable {
 
     /// What `connect()` runs: answer 101 and switch this channel from HTTP to WebSocket frames.
     /// It keeps only the request's fields (shared with the request, not copied), not NIO's head.
-    private func upgrader(for fields: HTTPFields)
+    private func upgrader(for fields: HTTPFields, _ settings: ConnectionSettings)
         -> @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     {
         let channel = self.channel
@@ -174,6 +174,7 @@ struct HTTPConnection: Sendable {
                     if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
                     handler.value.writeSwitchingProtocols(headers)
                     try Self.switchToWebSocket(channel, session: session, options: options,
+                                               ticker: settings.webSocketTicker(on: channel.eventLoop),
                                                deflate: agreement.map(PerMessageDeflate.init))
                 }
             }
@@ -193,9 +194,9 @@ struct HTTPConnection: Sendable {
     /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
     /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
     private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
-                                          deflate: PerMessageDeflate?) throws {
+                                          ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
-        let handler = WebSocketChannelHandler(session: session, options: options, deflate: deflate)
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate)
         try sync.addHandler(WebSocketFrameEncoder())
         // NIO's decoder takes frames up to UInt32.max; a component may ask for more than that.
         try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))

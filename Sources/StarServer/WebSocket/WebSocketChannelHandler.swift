@@ -17,33 +17,42 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var paused = false
-    private var pingTask: RepeatedTask?
-    private var pingTimeout: Scheduled<Void>?
-    private var closeTimeout: Scheduled<Void>?
     private var pingCounter: UInt64 = 0
+    // The session's timers: deadlines that the loop's ticker checks (no scheduled task each).
+    private let ticker: WebSocketTicker
+    /// This session's place in the ticker's list, kept by the ticker.
+    var tickerSlot = -1
+    /// When the next keepalive ping is due; `nil` without keepalive.
+    private var nextPing: NIODeadline?
+    /// When an unanswered ping times out.
+    private var pingDeadline: NIODeadline?
+    /// When the socket closes even if the peer never answers our close frame.
+    private var closeDeadline: NIODeadline?
 
     private let deflate: PerMessageDeflate?
 
-    init(session: WebSocketSession, options: WebSocketOptions, deflate: PerMessageDeflate? = nil) {
+    /// Creates the handler of `session`; `ticker` is its event loop's (it drives the timers).
+    init(session: WebSocketSession, options: WebSocketOptions, ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil) {
         self.session = session
         self.options = options
+        self.ticker = ticker
         self.deflate = deflate
         self.machine = WebSocketStateMachine(maxMessageSize: options.maxMessageSize, deflate: deflate)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        var shortest = TimeAmount(options.closeTimeout)
         if let interval = options.pingInterval {
-            let amount = TimeAmount(interval)
-            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-            pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: amount, delay: amount) { _ in
-                this.value.sendPing()
-            }
+            nextPing = context.eventLoop.now + TimeAmount(interval)
+            shortest = min(shortest, TimeAmount(interval))
         }
+        if let timeout = options.pingTimeout { shortest = min(shortest, TimeAmount(timeout)) }
+        ticker.add(self, shortestTimer: shortest)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        stopTimers()
+        ticker.remove(self)
         self.context = nil
         session.detach()  // the session and this handler reference each other: break the cycle
     }
@@ -67,7 +76,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         machine.connectionLost()
-        stopTimers()
+        ticker.remove(self)
         session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
         context.fireChannelInactive()
     }
@@ -150,10 +159,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         if machine.close() {
             session.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: false)
-            let channel = context.channel
-            closeTimeout = context.eventLoop.scheduleTask(in: TimeAmount(options.closeTimeout)) {
-                channel.close(promise: nil)
-            }
+            closeDeadline = context.eventLoop.now + TimeAmount(options.closeTimeout)
             resumeReading()  // the peer's close must be read even if the queue is full
         } else if machine.state == .closed {
             context.close(promise: nil)
@@ -169,38 +175,41 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             let channel = context.channel
             written.futureResult.whenComplete { _ in channel.close(promise: nil) }
             // A peer that does not read would keep the close frame (and the socket) waiting forever.
-            closeTimeout?.cancel()
-            closeTimeout = context.eventLoop.scheduleTask(in: TimeAmount(options.closeTimeout)) { channel.close(promise: nil) }
+            closeDeadline = context.eventLoop.now + TimeAmount(options.closeTimeout)
         }
     }
 
-    // MARK: Keepalive
+    // MARK: Timers
 
-    private func sendPing() {
+    /// Called by the ticker: closes the socket past the close timeout, closes with 1011 past the
+    /// ping timeout, and sends the keepalive ping when due.
+    func tick(now: NIODeadline) {
         guard let context else { return }
+        if let deadline = closeDeadline, deadline <= now {
+            closeDeadline = nil
+            context.close(promise: nil)
+            return
+        }
+        if let deadline = pingDeadline, deadline <= now {
+            pingDeadline = nil
+            if machine.outstandingPing != nil, machine.close() {
+                session.finish(WebSocketDisconnect(code: .internalServerError, reason: "keepalive ping timeout"))
+                sendClose(code: .internalServerError, reason: "keepalive ping timeout", context: context, thenCloseSocket: true)
+                return
+            }
+        }
+        if let due = nextPing, due <= now, let interval = options.pingInterval {
+            nextPing = now + TimeAmount(interval)
+            sendPing(context: context, now: now)
+        }
+    }
+
+    private func sendPing(context: ChannelHandlerContext, now: NIODeadline) {
         pingCounter &+= 1
         guard let id = machine.pingDue(id: pingCounter) else { return }
         var payload = context.channel.allocator.buffer(capacity: 8)
         payload.writeInteger(id)
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: payload)), promise: nil)
-        if let timeout = options.pingTimeout {
-            pingTimeout?.cancel()
-            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-            pingTimeout = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-                this.value.pingTimedOut(id: id)
-            }
-        }
-    }
-
-    private func pingTimedOut(id: UInt64) {
-        guard let context, machine.outstandingPing == id, machine.close() else { return }
-        session.finish(WebSocketDisconnect(code: .internalServerError, reason: "keepalive ping timeout"))
-        sendClose(code: .internalServerError, reason: "keepalive ping timeout", context: context, thenCloseSocket: true)
-    }
-
-    private func stopTimers() {
-        pingTask?.cancel()
-        pingTimeout?.cancel()
-        closeTimeout?.cancel()
+        pingDeadline = options.pingTimeout.map { now + TimeAmount($0) }
     }
 }
