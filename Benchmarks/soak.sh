@@ -15,7 +15,9 @@
 # reconnect that resets mid-upgrade), and each slot reconnects. Meanwhile RATE messages a second
 # (text or binary, 0 to MAX_SIZE bytes) go to random open connections; every byte of every echo is
 # checked. After DURATION it waits for the echoes and reconnects, holds all CONNECTIONS idle for
-# HOLD s, and closes them all cleanly. The server's RSS and open descriptors are read from /proc
+# HOLD s, and closes them all cleanly. The start reading comes after a 3 s warm-up of the same mix on
+# 100 connections and a malloc_trim (WARMUP=0: before any traffic; both are reported). The server's
+# RSS and open descriptors are read from /proc
 # every second (results/soak-timeline.csv), and SETTLE s after the last close for the end figures.
 #
 # Exit status: 0 if every goal passed, 1 if one failed, 2 if the soak could not run.
@@ -25,7 +27,7 @@ cd "$(dirname "$0")"
 # shellcheck source=ws-common.sh
 . ./ws-common.sh
 COMMAND_LINE="$0${*:+ $*}"
-for var in CONNECTIONS DURATION RATE CLOSE_RATE KILL_RATE MAX_SIZE HOLD SETTLE LEAK_WAIT DIAGNOSE STAR_ECHO QUIET_WAIT QUIET_MAX BASE_PORT; do
+for var in CONNECTIONS DURATION RATE CLOSE_RATE KILL_RATE MAX_SIZE HOLD SETTLE LEAK_WAIT DIAGNOSE WARMUP WARMUP_CONNECTIONS STAR_ECHO QUIET_WAIT QUIET_MAX BASE_PORT; do
     if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var='${!var}' $COMMAND_LINE"; fi
 done
 
@@ -39,6 +41,8 @@ HOLD=${HOLD:-10}            # seconds all connections stay idle at the end, befo
 SETTLE=${SETTLE:-5}         # seconds after the last close before the end readings
 LEAK_WAIT=${LEAK_WAIT:-30}  # if the fds are still above the start then, watch this much longer
 DIAGNOSE=${DIAGNOSE:-1}     # 1: after the end readings, ask glibc (via gdb) what the heap holds
+WARMUP=${WARMUP:-1}         # 1: take the start reading after a short warm-up (see below; needs gdb)
+WARMUP_CONNECTIONS=${WARMUP_CONNECTIONS:-100}
 
 # ---- goals
 GOAL_KIB_PER_IDLE=16        # KiB of server RSS per idle connection, at most
@@ -92,10 +96,31 @@ echo "   server: $(server_command star PORT) (core 0)"
 start_server star "$prefix-server.log"
 [[ -n $SERVER_PID ]] || { echo "soak.sh: the server did not start; see $prefix-server.log" >&2; exit 2; }
 sleep 1  # let start-up allocations settle before the start reading
+sample cold
+RSS_COLD=$LAST_RSS
+# Warm-up: the same mix on WARMUP_CONNECTIONS connections for a few seconds, so that the start
+# reading counts what serving anything at all costs once — code pages faulted in (0.8 MB of the
+# binary and the Swift libraries), the runtime's metadata caches, the loops' first arenas — and the
+# goal measures what the 10,000 connections leave behind. Then glibc gives back what it freed (as
+# MemoryTrimmer does after the soak), so that the start is not padded with free memory.
+WARM_NOTE="no warm-up (WARMUP=0): the start is the cold reading"
+if [[ $WARMUP == 1 ]]; then
+    if command -v gdb >/dev/null; then
+        timeout 60 taskset -c 1 "$LOADGEN" soak --url "ws://127.0.0.1:$PORT/echo" --connections "$WARMUP_CONNECTIONS" \
+            --duration 3 --rate 200 --close-rate 10 --kill-rate 6 --size "$MAX_SIZE" --hold 1 --json >/dev/null 2>&1 ||
+            { echo "soak.sh: the warm-up failed" >&2; exit 2; }
+        sleep 1
+        timeout 60 gdb -p "$SERVER_PID" -batch -iex 'set complaints 0' -ex 'call (int)malloc_trim(0)' >>"$prefix-gdb.txt" 2>&1 || true
+        sleep 1
+        WARM_NOTE="warm-up: $WARMUP_CONNECTIONS connections, 3 s of the same mix, then malloc_trim(0) (gdb)"
+    else
+        WARM_NOTE="no warm-up (gdb missing, needed to trim after it): the start is the cold reading"
+    fi
+fi
 sample start
 RSS_START=$LAST_RSS
 FDS_START=$LAST_FDS
-echo "   start: VmRSS $RSS_START KiB, $FDS_START fds"
+echo "   start: VmRSS $RSS_START KiB, $FDS_START fds (cold: $RSS_COLD KiB; $WARM_NOTE)"
 HEAP_START=$(heap_stats)
 
 # ---- the soak itself (loadgen bounds every phase; timeout is the backstop)
@@ -188,7 +213,9 @@ hwm=$(f .server.hwm_after_kib)
 RSS_PEAK=$(awk -F, 'NR > 1 && $3 != "" && $3 + 0 > m { m = $3 + 0 } END { print m ? m : "n/a" }' "$timeline" 2>/dev/null || echo n/a)
 kib_per_idle=$(awk -v h="$rss_hold" -v s="$RSS_START" -v n="$open_hold" 'BEGIN {
     if (h == "n/a" || s == "n/a" || n == "n/a" || n <= 0) print "n/a"; else printf "%.1f", (h - s) / n }')
-rss_ratio=$(awk -v e="$RSS_END" -v s="$RSS_START" 'BEGIN { if (e == "n/a" || s == "n/a" || s <= 0) print "n/a"; else printf "%.1f", 100 * (e - s) / s }')
+percent_over() { awk -v e="$1" -v s="$2" 'BEGIN { if (e == "n/a" || s == "n/a" || s <= 0) print "n/a"; else printf "%.1f", 100 * (e - s) / s }'; }
+rss_ratio=$(percent_over "$RSS_END" "$RSS_START")
+rss_ratio_cold=$(percent_over "$RSS_END" "$RSS_COLD")
 busy=$(busy_percent "$s0" "$s1")
 other=$(awk -v m="$busy" -v s="$(f .server.cpu_percent)" -v c="$(f .client_cpu.percent_of_core)" \
     'BEGIN { if (m == "n/a" || s == "n/a" || c == "n/a") print "n/a"; else { o = m - s - c; printf "%.0f", o < 0 ? 0 : o } }')
@@ -215,6 +242,7 @@ kills=$(jq -r '.soak.kills | to_entries | map("\(.value) \(.key)") | join(", ")'
     echo "- Command: \`$COMMAND_LINE\` (in Benchmarks/)"
     echo "- Server: \`$(server_command star PORT)\` on core 0; \`loadgen soak\` on core 1, 127.0.0.1."
     echo "- Load: $RATE echoes/s (text and binary, 0–$MAX_SIZE B, every byte checked), $CLOSE_RATE clean closes/s and $KILL_RATE drops/s, each followed by a reconnect; then all $CONNECTIONS idle for ${HOLD} s, then all closed (1000)."
+    echo "- Start reading: $WARM_NOTE."
     echo "- Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); other processes used about ${other}% of a core during the run."
     echo
     echo "| measure | value | goal | result |"
@@ -225,9 +253,9 @@ kills=$(jq -r '.soak.kills | to_entries | map("\(.value) \(.key)") | join(", ")'
     echo "| connections open at the hold | $open_hold of $CONNECTIONS | all | |"
     echo "| server still running; log lines (error-like) | $server_alive; $log_lines ($log_problems) | yes; 0 error-like | |"
     echo "| server fds: start → end (${SETTLE} s after the last close) | $fds_cell | no more than at the start | $G_FDS |"
-    echo "| server VmRSS KiB: start / peak (1 s samples) / VmHWM | $RSS_START / $RSS_PEAK / $hwm | | |"
+    echo "| server VmRSS KiB: cold / start (after the warm-up) / peak (1 s samples) / VmHWM | $RSS_COLD / $RSS_START / $RSS_PEAK / $hwm | | |"
     echo "| server VmRSS KiB: all idle (end of hold) | $rss_hold | | |"
-    echo "| server VmRSS KiB: end, vs start | $RSS_END (${rss_ratio}%) | within ${GOAL_RSS_RETURN_PCT}% of the start | $G_RSS |"
+    echo "| server VmRSS KiB: end, vs start (vs cold) | $RSS_END (${rss_ratio}%; ${rss_ratio_cold}%) | within ${GOAL_RSS_RETURN_PCT}% of the start | $G_RSS |"
     echo "| RSS per idle connection: (hold − start) / open | ${kib_per_idle} KiB | ≤ ${GOAL_KIB_PER_IDLE} KiB | $G_IDLE |"
     echo
     echo "Details:"
