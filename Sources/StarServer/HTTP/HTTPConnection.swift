@@ -207,10 +207,10 @@ struct HTTPConnection: Sendable {
         // One read per wake-up keeps NIO's pool of receive buffers at one, the small one (see WebSocketReceiveAllocator).
         try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
         try channel.syncOptions?.setOption(.recvAllocator, value: WebSocketReceiveAllocator())
-        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self))
-        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self))
-        _ = sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self))
-        _ = sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self))
+        sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
     }
 
     private func logSession(_ logger: Logger, _ received: ReceivedRequest, _ session: WebSocketSession, since start: ContinuousClock.Instant) {

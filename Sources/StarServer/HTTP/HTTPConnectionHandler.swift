@@ -154,11 +154,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             refuse(context: context, .badRequest, "Malformed request")
             return
         }
-        let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        let upgrade = head.headers.lists("websocket", in: "upgrade")
         // llhttp stops parsing after any request it takes for an upgrade (Upgrade plus
         // `Connection: upgrade`, or CONNECT): such a connection cannot carry another request.
         let parserStopped = head.method == .CONNECT
-            || (!head.headers["upgrade"].isEmpty && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" })
+            || (head.headers.contains(name: "upgrade") && head.headers.lists("upgrade", in: "connection"))
         var forwarded = ForwardedHeaders.apply(to: request, clientAddress: clientAddress, scheme: scheme,
                                                trusted: trustsProxy)
         if upgrade { forwarded.request.scheme = forwarded.request.scheme == "https" ? "wss" : "ws" }

@@ -95,9 +95,6 @@ public struct Server: Service, Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<HTTPConnection> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try Self.configure(channel, tls: tls, settings: shared)
@@ -162,10 +159,19 @@ public struct Server: Service, Sendable {
     /// larger reads, and a WebSocket keeps this first buffer for life (``WebSocketReceiveAllocator``).
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: WebSocketReceiveAllocator.largeThreshold, maximum: 65536)
 
-    /// Builds a connection's pipeline: TLS when configured, NIO's HTTP/1 codec and pipelining
-    /// assistance, then our handler (which also answers parse errors: 400, or 431 for a large head).
+    /// Sets a connection's options and builds its pipeline: TLS when configured, NIO's HTTP/1 codec
+    /// and pipelining assistance, then our handler (which also answers parse errors: 400, or 431 for
+    /// a large head).
+    ///
+    /// The options are set here, synchronously, rather than as the bootstrap's child-channel options:
+    /// NIO applies those through a chain of futures, 15 allocations per accepted connection.
     private static func configure(_ channel: any Channel, tls: NIOSSLContext?,
                                   settings: ConnectionSettings) throws -> HTTPConnection {
+        if let options = channel.syncOptions {
+            try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+            try options.setOption(.maxMessagesPerRead, value: 16)
+            try options.setOption(.recvAllocator, value: Self.receiveAllocator)
+        }
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
         let handler = HTTPConnectionHandler(
             clientAddress: channel.remoteAddress.map(Self.describe),

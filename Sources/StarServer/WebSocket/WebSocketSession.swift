@@ -153,7 +153,12 @@ final class WebSocketSession: WebSocketTransport {
     func close(code: WebSocketCloseCode, reason: String) async {
         let handler = state.withLock { $0.handler }
         if let handler {
-            channel.eventLoop.execute { handler.value.initiateClose(code: code, reason: reason) }
+            // On the channel's loop (the default executor), at once rather than as one more loop task.
+            if channel.eventLoop.inEventLoop {
+                handler.value.initiateClose(code: code, reason: reason)
+            } else {
+                channel.eventLoop.execute { handler.value.initiateClose(code: code, reason: reason) }
+            }
         } else {
             channel.close(promise: nil)
         }
