@@ -117,6 +117,10 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
 
     /// Sends a message; suspends while the peer is not reading. Throws ``WebSocketDisconnect``
     /// after the session closed.
+    ///
+    /// On Star's server, with handlers on the connection's event loop (the default), messages sent
+    /// one after another without waiting in between go out together, in one write to the socket,
+    /// when the handler next waits for something or returns.
     public func send(_ message: WebSocketMessage) async throws {
         try requireConnected()
         do {

@@ -88,7 +88,8 @@ struct HTTPConnection: Sendable {
         var received = received
         received.request.id = settings.app.makeRequestID()
         let session = WebSocketSession(channel: channel, defaultOptions: settings.configuration.webSocket,
-                                       metrics: settings.metrics, upgrade: upgrader(for: received.request.headers, settings))
+                                       metrics: settings.metrics, executor: settings.executor(for: channel.eventLoop),
+                                       upgrade: upgrader(for: received.request.headers, settings))
         shutdown.state.withLock { $0.session = session }
         guard let denial = await settings.app.respond(to: received.request, webSocket: session) else {
             // Accepted, served and closed: the connection belonged to the WebSocket.

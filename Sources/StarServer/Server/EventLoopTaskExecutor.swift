@@ -7,15 +7,50 @@ import NIOCore
 /// Without it, every request hops from the event loop to Swift's global executor and back:
 /// two thread wake-ups per exchange, which measured as most of the server's CPU under load
 /// (see docs/decisions.md, "Handlers run on the connection's event loop").
+///
+/// It also coalesces flushes: a WebSocket message sent while one of its jobs runs is written at
+/// once and flushed when the job returns — when the task suspends or ends — so that a handler
+/// that sends several messages in a row hands them to the socket in one system call.
 final class EventLoopTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
 
+    private struct Batch {
+        /// Whether one of this executor's jobs is running.
+        var running = false
+        /// The channels written to by the running job, to flush when it returns.
+        var unflushed: [any Channel] = []
+    }
+    private let batch: NIOLoopBoundBox<Batch>
+
     init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+        self.batch = NIOLoopBoundBox.makeBoxSendingValue(Batch(), eventLoop: eventLoop)
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        eventLoop.execute { self.run(job) }
+    }
+
+    private func run(_ job: UnownedJob) {
+        batch.value.running = true
+        job.runSynchronously(on: asUnownedTaskExecutor())
+        batch.value.running = false
+        guard !batch.value.unflushed.isEmpty else { return }
+        let channels = batch.value.unflushed
+        batch.value.unflushed.removeAll(keepingCapacity: true)
+        for channel in channels { channel.flush() }
+    }
+
+    /// Writes `message` to `channel`: from one of this executor's jobs (on its loop), flushed when
+    /// the job returns; from anywhere else, flushed at once.
+    func write<Message: Sendable>(_ message: Message, to channel: any Channel) {
+        guard eventLoop.inEventLoop, batch.value.running else {
+            channel.writeAndFlush(message, promise: nil)
+            return
+        }
+        channel.write(message, promise: nil)
+        // Consecutive sends to one channel register it once; a fan-out flushes each channel once.
+        if batch.value.unflushed.last !== channel { batch.value.unflushed.append(channel) }
     }
 }

@@ -91,7 +91,14 @@ public struct Server: Service, Sendable {
     private func serve(on group: any EventLoopGroup, tls: NIOSSLContext?, onListening: @Sendable (SocketAddress) -> Void) async throws {
         let configuration = self.configuration
         let metrics = ServerMetrics(factory: configuration.metricsFactory)
-        let shared = ConnectionSettings(app: app, configuration: configuration, metrics: metrics)
+        // One executor per event loop, shared by its connections' tasks; the accept loop runs on the
+        // listening channel's loop too: on Swift's global pool, every accepted connection cost two
+        // thread switches (measured: 24,000 context switches in 2 s at 6,100 handshakes/s).
+        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
+        if configuration.executor == .eventLoop {
+            for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
+        }
+        let shared = ConnectionSettings(app: app, configuration: configuration, metrics: metrics, executors: executors)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -118,15 +125,7 @@ public struct Server: Service, Sendable {
         let open = OpenConnections()
         let trimmer = MemoryTrimmer.start(on: group.next(), open: open)
         defer { trimmer.cancel() }
-        // One executor per event loop, shared by its connections' tasks; the accept loop runs on the
-        // listening channel's loop too: on Swift's global pool, every accepted connection cost two
-        // thread switches (measured: 24,000 context switches in 2 s at 6,100 handshakes/s).
-        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
-        if configuration.executor == .eventLoop {
-            for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
-        }
-        let loopExecutors = executors
-        try await withTaskExecutorPreference(loopExecutors[ObjectIdentifier(listeningChannel.eventLoop)]) {
+        try await withTaskExecutorPreference(shared.executor(for: listeningChannel.eventLoop)) {
             try await listener.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
                     try await withGracefulShutdownHandler {
@@ -135,7 +134,7 @@ public struct Server: Service, Sendable {
                             if count > open.peakSinceTrim.load(ordering: .relaxed) { open.peakSinceTrim.store(count, ordering: .relaxed) }
                             let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
                             metrics.openConnections.increment()
-                            group.addTask(executorPreference: loopExecutors[ObjectIdentifier(connection.channel.eventLoop)]) {
+                            group.addTask(executorPreference: shared.executor(for: connection.channel.eventLoop)) {
                                 let key = open.add(connection)
                                 defer {
                                     open.remove(key)
@@ -217,13 +216,22 @@ final class ConnectionSettings: Sendable {
     let app: App
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
+    /// The executor of each event loop, for the tasks of its connections (none with `--executor global`).
+    private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
     /// Each event loop's ``WebSocketTicker``, made when the loop's first WebSocket opens.
     private let tickers = Mutex<[ObjectIdentifier: NIOLoopBound<WebSocketTicker>]>([:])
 
-    init(app: App, configuration: ServerConfiguration, metrics: ServerMetrics) {
+    init(app: App, configuration: ServerConfiguration, metrics: ServerMetrics,
+         executors: [ObjectIdentifier: EventLoopTaskExecutor]) {
         self.app = app
         self.configuration = configuration
         self.metrics = metrics
+        self.executors = executors
+    }
+
+    /// The executor for tasks of connections on `eventLoop`; `nil` for Swift's global executor.
+    func executor(for eventLoop: any EventLoop) -> EventLoopTaskExecutor? {
+        executors[ObjectIdentifier(eventLoop)]
     }
 
     /// The ticker of `eventLoop`; call it on that loop.

@@ -49,15 +49,20 @@ final class WebSocketSession: WebSocketTransport {
     let channel: any Channel
     let defaultOptions: WebSocketOptions
     private let metrics: ServerMetrics?
+    /// The executor of the session's task when it runs on the channel's loop: sends then flush
+    /// when the task suspends (``EventLoopTaskExecutor/write(_:to:)``).
+    private let executor: EventLoopTaskExecutor?
     private let upgrade: @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     private let state = Mutex(State())
 
     /// Creates a session whose `accept` runs `upgrade` (which switches the channel's pipeline).
     init(channel: any Channel, defaultOptions: WebSocketOptions = WebSocketOptions(), metrics: ServerMetrics? = nil,
+         executor: EventLoopTaskExecutor? = nil,
          upgrade: @escaping @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void) {
         self.channel = channel
         self.defaultOptions = defaultOptions
         self.metrics = metrics
+        self.executor = executor
         self.upgrade = upgrade
     }
 
@@ -147,7 +152,11 @@ final class WebSocketSession: WebSocketTransport {
         case .binary(let bytes):
             frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
         }
-        channel.writeAndFlush(frame, promise: nil)
+        if let executor {
+            executor.write(frame, to: channel)
+        } else {
+            channel.writeAndFlush(frame, promise: nil)
+        }
     }
 
     func close(code: WebSocketCloseCode, reason: String) async {
