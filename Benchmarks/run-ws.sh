@@ -101,6 +101,10 @@ for name in $SERVERS; do
     # (a) 32 B text, 64 connections, 1 in flight: message rate, p99, both CPUs.
     a="$prefix-a-text32.json"
     loadgen "$a" echo --connections 64 --inflight 1 --size 32 --text --warmup "$WARMUP" --duration "$DURATION" --server-pid "$SERVER_PID"
+    # (a8) the same with 8 in flight per connection: what a server does with messages that arrive
+    # together (Star answers a batch in one write).
+    a8="$prefix-a8-text32-inflight8.json"
+    loadgen "$a8" echo --connections 64 --inflight 8 --size 32 --text --warmup "$WARMUP" --duration "$DURATION" --server-pid "$SERVER_PID"
     # (b) 64 KiB binary, 16 connections, 1 in flight: MB/s.
     b="$prefix-b-bin64k.json"
     loadgen "$b" echo --connections 16 --inflight 1 --size 65536 --warmup "$WARMUP" --duration "$DURATION" --server-pid "$SERVER_PID"
@@ -136,7 +140,7 @@ for name in $SERVERS; do
             NOTES+=("$name: $(basename "$f" .json): other processes used about $o% of a core during the run; the figures may be low.")
         fi
     done
-    for f in "$a" "$b" "$c" "$d" "$d2"; do
+    for f in "$a" "$a8" "$b" "$c" "$d" "$d2"; do
         errs=$(field "$f" .errors.total)
         [[ $errs == 0 ]] || NOTES+=("$name: $(basename "$f" .json): errors $(jq -c '.errors // "no output"' "$f" 2>/dev/null || echo 'no output')")
     done
@@ -144,6 +148,7 @@ for name in $SERVERS; do
     a_p99=$(round "$(field "$a" .latency_us.p99)")
     a_srv=$(round "$(field "$a" .server.cpu_percent)")
     a_lg=$(round "$(field "$a" .client_cpu.percent_of_core)")
+    a8_mps=$(round "$(field "$a8" .messages_per_s)")
     b_mbs=$(round "$(field "$b" .mb_per_s)")
     c_hs=$(round "$(field "$c" .handshakes_per_s)")
     d_kib=$(round "$(field "$d" .server.kib_per_connection)" 1)
@@ -154,8 +159,8 @@ for name in $SERVERS; do
     d2_echoed=$(field "$d2" .prime.echoed)
     [[ $d2_open == "$IDLE_CONNECTIONS" ]] || NOTES+=("$name: (d2) only $d2_open of $IDLE_CONNECTIONS primed connections were open at the end of the hold.")
     [[ $d2_echoed == "$IDLE_CONNECTIONS" ]] || NOTES+=("$name: (d2) only $d2_echoed of $IDLE_CONNECTIONS connections got the echo of their $PRIMED_SIZE B message before the hold.")
-    echo "   (a) $a_mps msg/s p99 ${a_p99} us (server ${a_srv}% / loadgen ${a_lg}%)  (b) $b_mbs MB/s  (c) $c_hs handshakes/s  (d) $d_kib KiB/conn  (d2) $d2_kib KiB/conn"
-    ROWS+=("| $label | $a_mps | $a_p99 | $a_srv | $a_lg | $b_mbs | $c_hs | $d_kib | $d2_kib |")
+    echo "   (a) $a_mps msg/s p99 ${a_p99} us (server ${a_srv}% / loadgen ${a_lg}%)  (a8) $a8_mps msg/s  (b) $b_mbs MB/s  (c) $c_hs handshakes/s  (d) $d_kib KiB/conn  (d2) $d2_kib KiB/conn"
+    ROWS+=("| $label | $a_mps | $a_p99 | $a_srv | $a_lg | $a8_mps | $b_mbs | $c_hs | $d_kib | $d2_kib |")
     DETAILS+=("| $name | $(round "$(field "$a" .latency_us.p50)") | $(round "$(field "$b" .messages_per_s)") | $(round "$(field "$b" .latency_us.p99)") | $(round "$(field "$b" .server.cpu_percent)") / $(round "$(field "$b" .client_cpu.percent_of_core)") | $(round "$(field "$c" .cycle_latency_us.p99)") | $(round "$(field "$c" .server.cpu_percent)") / $(round "$(field "$c" .client_cpu.percent_of_core)") | $(field "$d" .server.rss_before_kib) → $(field "$d" .server.rss_after_kib) | $(field "$d2" .server.rss_before_kib) → $(field "$d2" .server.rss_after_kib) | ${other[0]} / ${other[1]} / ${other[2]} |")
 
     # (e) allocations per echoed message, Swift servers: LD_PRELOAD malloc counter, two runs of
@@ -187,12 +192,13 @@ done
     echo "- Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these numbers)"
     echo "- Server on core 0 (\`taskset -c 0\`), loadgen on core 1, 127.0.0.1; every run ${DURATION} s after ${WARMUP} s warm-up."
     echo
-    echo "| server | (a) msg/s | (a) p99 µs | (a) server CPU % | (a) loadgen CPU % | (b) MB/s | (c) handshakes/s | (d) KiB/idle conn | (d2) KiB/idle conn after 70 kB |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| server | (a) msg/s | (a) p99 µs | (a) server CPU % | (a) loadgen CPU % | (a8) msg/s | (b) MB/s | (c) handshakes/s | (d) KiB/idle conn | (d2) KiB/idle conn after 70 kB |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo "- (a) 32 B text messages, 64 connections, 1 in flight each: echoes/s, round-trip p99, and the CPU"
     echo "  each side used in the window (% of one core)."
+    echo "- (a8) as (a) with 8 messages in flight on each connection."
     echo "- (b) 64 KiB binary messages, 16 connections, 1 in flight each: payload echoed, 10^6 B/s."
     echo "- (c) $CONNECT_CONCURRENCY concurrent loops of connect, upgrade, close(1000), wait for the server's close."
     echo "- (d) (VmRSS after − before) / connections, $IDLE_CONNECTIONS idle connections held ${IDLE_HOLD} s, fresh server."
