@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "Star", targets: ["Star"]),
         .library(name: "StarWebSocket", targets: ["StarWebSocket"]),
         .library(name: "StarServer", targets: ["StarServer"]),
+        // The WebSocket protocol engine that Star's transports share; its API is `package`.
+        .library(name: "StarWebSocketEngine", targets: ["StarWebSocketEngine"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
         .executable(name: "demo", targets: ["StarDemo"]),
@@ -53,6 +55,18 @@ let package = Package(
             dependencies: ["Star"],
             swiftSettings: strictSettings
         ),
+        // The WebSocket protocol as values, with no I/O and no NIOPosix: frame rules, messages,
+        // close codes, handshake checks, permessage-deflate, timers; every transport drives it.
+        .target(
+            name: "StarWebSocketEngine",
+            dependencies: [
+                "Star",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                            ],
+            swiftSettings: strictSettings
+        ),
         // glibc's malloc controls for the server's memory trimming (Swift's Glibc lacks <malloc.h>).
         .target(name: "CStarMemory"),
         .target(
@@ -60,6 +74,7 @@ let package = Package(
             dependencies: [
                 "CStarMemory",
                 "Star",
+                "StarWebSocketEngine",
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -72,7 +87,6 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -80,6 +94,8 @@ let package = Package(
             name: "StarTesting",
             dependencies: [
                 "Star",
+                "StarWebSocketEngine",
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
@@ -130,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "StarServerTests",
             dependencies: [
-                "Star", "StarServer", "StarWebSocket",
+                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import NIOCore
+import Star
 import Synchronization
 
 /// The events of the channels one ``Broadcast/subscribe(to:bufferSize:isolation:_:)`` scope
@@ -32,7 +33,9 @@ public struct BroadcastSubscription: AsyncSequence, Sendable {
 final class SubscriberQueue: Sendable {
     private struct State {
         var events = CircularBuffer<BroadcastEvent>()
-        var waiter: CheckedContinuation<BroadcastEvent?, Never>?
+        /// The consumer, when it waits (one iterator at a time; a ``Waiters`` queue all the same,
+        /// so that cancellation resumes exactly the task that waits).
+        var waiters = Waiters<BroadcastEvent?>()
         var finished = false
         var dropped = 0
     }
@@ -53,12 +56,9 @@ final class SubscriberQueue: Sendable {
     /// Adds an event; returns the drop count when this push dropped the oldest event.
     @discardableResult
     func push(_ event: BroadcastEvent) -> Int? {
-        let (waiter, dropped): (CheckedContinuation<BroadcastEvent?, Never>?, Int?) = state.withLock { state in
+        let (waiter, dropped): (Waiters<BroadcastEvent?>.Continuation?, Int?) = state.withLock { state in
             guard !state.finished else { return (nil, nil) }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return (waiter, nil)
-            }
+            if let waiter = state.waiters.popFirst() { return (waiter, nil) }
             var dropped: Int?
             if state.events.count >= capacity {
                 state.events.removeFirst()
@@ -68,38 +68,31 @@ final class SubscriberQueue: Sendable {
             state.events.append(event)
             return (nil, dropped)
         }
-        waiter?.resume(returning: event)
+        waiter?.resume(returning: .success(event))
         return dropped
     }
 
     /// Ends the sequence: a waiting consumer gets `nil`, buffered events are discarded.
     func finish() {
-        let waiter = state.withLock { state in
+        let waiters = state.withLock { state in
             state.finished = true
             state.events.removeAll()
-            defer { state.waiter = nil }
-            return state.waiter
+            return state.waiters.removeAll()
         }
-        waiter?.resume(returning: nil)
+        for waiter in waiters { waiter.resume(returning: .success(nil)) }
     }
 
+    /// The next event; `nil` once finished or when the waiting task is cancelled.
     func next() async -> BroadcastEvent? {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let ready: BroadcastEvent?? = state.withLock { state in
-                    if let event = state.events.popFirst() { return .some(event) }
-                    if state.finished || Task.isCancelled { return .some(nil) }
-                    state.waiter = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
+        let result = await Waiters<BroadcastEvent?>.suspend { id, continuation in
+            state.withLock { state in
+                if let event = state.events.popFirst() { return .success(event) }
+                if state.finished { return .success(nil) }
+                return state.waiters.enqueue(id: id, continuation)
             }
-        } onCancel: {
-            let waiter = state.withLock { state in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume(returning: nil)
+        } cancel: { id in
+            self.state.withLock { $0.waiters.remove(id: id) }
         }
+        return try? result.get() ?? nil
     }
 }

@@ -1,33 +1,34 @@
+import Star
 import Synchronization
 
 /// An unbounded FIFO between tasks whose `next` suspends until an element or the end arrives,
-/// with an optional timeout so that a test never hangs.
+/// with an optional timeout so that a test never hangs. Several tasks may wait at once; each is
+/// one entry of a ``Waiters`` queue, so a timeout (or cancellation) ends that wait only.
 final class MessageQueue<Element: Sendable>: Sendable {
     private struct State {
         var elements: [Element] = []
-        var waiters: [CheckedContinuation<Element?, any Error>] = []
+        var waiters = Waiters<Element?>()
         var finished = false
     }
     private let state = Mutex(State())
 
     func push(_ element: Element) {
-        let waiter: CheckedContinuation<Element?, any Error>? = state.withLock { state in
+        let waiter: Waiters<Element?>.Continuation? = state.withLock { state in
             guard !state.finished else { return nil }
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            if let waiter = state.waiters.popFirst() { return waiter }
             state.elements.append(element)
             return nil
         }
-        waiter?.resume(returning: element)
+        waiter?.resume(returning: .success(element))
     }
 
     /// Ends the queue: waiting and later `next` calls return `nil` once the elements are taken.
     func finish() {
         let waiters = state.withLock { state in
             state.finished = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            return state.waiters.removeAll()
         }
-        for waiter in waiters { waiter.resume(returning: nil) }
+        for waiter in waiters { waiter.resume(returning: .success(nil)) }
     }
 
     /// The next element, `nil` after `finish()`; throws ``TestTimeout`` after `timeout`.
@@ -45,24 +46,15 @@ final class MessageQueue<Element: Sendable>: Sendable {
     }
 
     private func next() async throws -> Element? {
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let immediate: Result<Element?, any Error>? = state.withLock { state in
-                    if !state.elements.isEmpty { return .success(state.elements.removeFirst()) }
-                    if state.finished { return .success(nil) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    state.waiters.append(continuation)
-                    return nil
-                }
-                if let immediate { continuation.resume(with: immediate) }
+        try await Waiters<Element?>.suspend { id, continuation in
+            state.withLock { state in
+                if !state.elements.isEmpty { return .success(state.elements.removeFirst()) }
+                if state.finished { return .success(nil) }
+                return state.waiters.enqueue(id: id, continuation)
             }
-        } onCancel: {
-            let waiters = state.withLock { state in
-                defer { state.waiters.removeAll() }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(throwing: CancellationError()) }
-        }
+        } cancel: { id in
+            self.state.withLock { $0.waiters.remove(id: id) }
+        }.get()
     }
 }
 

@@ -1,6 +1,7 @@
 public import HTTPTypes
 public import NIOCore
 public import Star
+import StarWebSocketEngine
 
 /// Sends requests to an ``App`` in memory — the same code path as the server, without sockets.
 ///
@@ -15,12 +16,16 @@ public struct TestClient: Sendable {
     public let app: App
     /// Header fields sent with every request (a request's own fields come after them).
     public var defaultHeaders: HTTPFields
+    /// The clock of this client's WebSocket sessions: keepalive pings and timeouts happen only
+    /// when a test advances it.
+    public let clock: TestClock
 
     /// Creates a client, running the app's startup checks first (they throw ``RouteError``).
-    public init(_ app: App, defaultHeaders: HTTPFields = [:]) throws(RouteError) {
+    public init(_ app: App, defaultHeaders: HTTPFields = [:], clock: TestClock = TestClock()) throws(RouteError) {
         try app.validate()
         self.app = app
         self.defaultHeaders = defaultHeaders
+        self.clock = clock
     }
 
     /// Sends a request with any method.
@@ -107,15 +112,20 @@ extension TestClient {
     /// Opens a WebSocket session with the app in memory.
     ///
     /// Returns once the handler (or a hook) called `connect()`; throws ``WebSocketDenied`` with the
-    /// response when the handshake was denied, and ``TestTimeout`` when neither happens in time.
+    /// response when the handshake was denied — by the app, or before it as the server would
+    /// (426 for a version other than 13, 400 for a malformed `Sec-WebSocket-Key`, when `headers`
+    /// replace them) — and ``TestTimeout`` when neither happens in time.
     ///
     /// - Parameters:
     ///   - target: The path and query.
     ///   - subprotocols: Offered as `Sec-WebSocket-Protocol`.
-    ///   - headers: Extra header fields (`Origin`, cookies, …).
+    ///   - headers: Extra header fields (`Origin`, cookies, …); they replace the handshake's own.
     ///   - timeout: How long the handshake and, by default, each receive may take.
+    ///   - respondsToPings: Whether the client answers the server's keepalive pings (pass `false`
+    ///     to see the ping timeout close the session when ``clock`` passes it).
     public func websocketConnect(
-        _ target: String, subprotocols: [String] = [], headers: HTTPFields = [:], timeout: Duration = .seconds(5)
+        _ target: String, subprotocols: [String] = [], headers: HTTPFields = [:], timeout: Duration = .seconds(5),
+        respondsToPings: Bool = true
     ) async throws -> TestWebSocket {
         var fields = defaultHeaders
         fields[.upgrade] = "websocket"
@@ -123,10 +133,13 @@ extension TestClient {
         fields[.secWebSocketVersion] = "13"
         fields[.secWebSocketKey] = "dGhlIHNhbXBsZSBub25jZQ=="
         if !subprotocols.isEmpty { fields[.secWebSocketProtocol] = subprotocols.joined(separator: ", ") }
+        for field in headers { fields[values: field.name] = [] }
         fields.append(contentsOf: headers)
         let head = HTTPRequest(method: .get, scheme: "ws", authority: "testserver", path: target, headerFields: fields)
         let request = Request(head: head, clientAddress: "testclient:0")
-        let transport = InMemoryWebSocketTransport()
+        // The checks the server makes before the app sees a handshake.
+        if let refusal = WebSocketHandshakeRules.refusal(for: request) { throw WebSocketDenied(response: TestResponse(refusal)) }
+        let transport = InMemoryWebSocketSession(clock: clock, respondsToPings: respondsToPings)
         let outcome = MessageQueue<Result<HTTPFields, WebSocketDenied>>()
         let app = self.app
         Task {

@@ -1,91 +1,42 @@
 public import HTTPTypes
 import NIOCore
+import NIOWebSocket
 public import Star
-import Synchronization
-
-/// What travels over an in-memory WebSocket: a message, or the close that ends it.
-enum InMemoryFrame: Sendable {
-    case message(WebSocketMessage)
-    case close(WebSocketDisconnect)
-}
-
-/// The server side of an in-memory WebSocket session: the ``WebSocketTransport`` the app sees
-/// when the ``TestClient`` connects.
-final class InMemoryWebSocketTransport: WebSocketTransport {
-    let toServer = MessageQueue<InMemoryFrame>()
-    let toClient = MessageQueue<InMemoryFrame>()
-    let handshake = MessageQueue<HTTPFields>()
-    private let closed = Mutex<WebSocketDisconnect?>(nil)
-    let defaultOptions = WebSocketOptions()
-
-    func accept(headers: HTTPFields, options: WebSocketOptions) async throws {
-        handshake.push(headers)
-    }
-
-    func receive() async throws -> WebSocketMessage {
-        switch try await toServer.next(timeout: nil) {
-        case .message(let message): return message
-        case .close(let disconnect):
-            throw disconnect
-        case nil:
-            throw closed.withLock { $0 } ?? WebSocketDisconnect(code: .abnormalClosure)
-        }
-    }
-
-    func send(_ message: WebSocketMessage) async throws {
-        if let closed = closed.withLock({ $0 }) { throw closed }
-        toClient.push(.message(message))
-    }
-
-    func close(code: WebSocketCloseCode, reason: String) async {
-        guard markClosed(WebSocketDisconnect(code: code, reason: reason)) else { return }
-        toClient.push(.close(WebSocketDisconnect(code: code, reason: reason)))
-        toClient.finish()
-        toServer.finish()
-    }
-
-    /// Called when the client closes: like the server, the transport echoes the close at once;
-    /// the app's sends fail from now on, and its next receive (after queued messages) throws.
-    func clientClosed(_ disconnect: WebSocketDisconnect) {
-        guard markClosed(disconnect) else { return }
-        toServer.push(.close(disconnect))
-        toServer.finish()
-        toClient.push(.close(disconnect))
-        toClient.finish()
-    }
-
-    @discardableResult
-    private func markClosed(_ disconnect: WebSocketDisconnect) -> Bool {
-        closed.withLock { closed in
-            guard closed == nil else { return false }
-            closed = disconnect
-            return true
-        }
-    }
-}
+import StarWebSocketEngine
 
 /// The client side of an in-memory WebSocket session, from ``TestClient/websocketConnect(_:subprotocols:headers:timeout:)``.
 ///
-/// Every receive takes a timeout (default 5 s) and throws ``TestTimeout`` instead of hanging.
+/// The session keeps the server's contract, because both ends run the server's WebSocket engine:
+/// a message past the app's `maxMessageSize` closes the session with 1009, a close code that must
+/// not be sent is refused with 1002, pings are answered (unless the test said otherwise), and
+/// ``send(_:)`` suspends while the handler's queue is full. Every receive takes a timeout (default
+/// 5 s) and throws ``TestTimeout`` instead of hanging.
 public struct TestWebSocket: Sendable {
     /// The `101` response's header fields (subprotocol and extra fields the handler chose).
     public let responseHeaders: HTTPFields
     /// The default receive timeout.
     public var timeout: Duration
-    let transport: InMemoryWebSocketTransport
+    let transport: InMemoryWebSocketSession
 
     /// The subprotocol the server chose, if any.
     public var subprotocol: String? { responseHeaders[.secWebSocketProtocol] }
 
-    /// Sends a message to the handler.
-    public func send(_ message: WebSocketMessage) { transport.toServer.push(.message(message)) }
+    /// Sends a message to the handler; suspends while the handler's queue is full (the server
+    /// would stop reading the socket). Throws ``WebSocketDisconnect`` once the session ended.
+    public func send(_ message: WebSocketMessage) async throws {
+        let frame = switch message {
+        case .text(let text): WebSocketStateMachine.Role.client.frame(.text, ByteBuffer(string: text))
+        case .binary(let bytes): WebSocketStateMachine.Role.client.frame(.binary, bytes)
+        }
+        try await transport.clientSend(frame)
+    }
     /// Sends a text message.
-    public func send(text: String) { send(.text(text)) }
+    public func send(text: String) async throws { try await send(.text(text)) }
     /// Sends a binary message.
-    public func send(bytes: some Sequence<UInt8>) { send(.binary(ByteBuffer(bytes: bytes))) }
+    public func send(bytes: some Sequence<UInt8>) async throws { try await send(.binary(ByteBuffer(bytes: bytes))) }
     /// Sends `value` as JSON text.
-    public func send(json value: some Encodable) throws {
-        send(.text(String(decoding: try JSON.encode(value), as: UTF8.self)))
+    public func send(json value: some Encodable) async throws {
+        try await send(.text(String(decoding: try JSON.encode(value), as: UTF8.self)))
     }
 
     /// The next message from the handler; throws ``WebSocketDisconnect`` once the server closed,
@@ -125,9 +76,12 @@ public struct TestWebSocket: Sendable {
         }
     }
 
-    /// Closes from the client side: the handler's next receive throws ``WebSocketDisconnect`` with `code`.
-    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") {
-        transport.clientClosed(WebSocketDisconnect(code: code, reason: reason))
+    /// Closes from the client side: the handler's next receive throws ``WebSocketDisconnect`` with
+    /// `code`, and the server answers the close. A code that must never be sent (1006, 999, …) is
+    /// sent as asked, and the server refuses it with 1002 as it would on a socket.
+    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async {
+        let frame = WebSocketStateMachine.Role.client.frame(.connectionClose, InMemoryWebSocketSession.closePayload(code, reason))
+        try? await transport.clientSend(frame)
     }
 }
 

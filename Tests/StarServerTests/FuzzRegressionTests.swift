@@ -5,6 +5,7 @@ import NIOWebSocket
 import Star
 import StarWebSocket
 @testable import StarServer
+import StarWebSocketEngine
 import Testing
 
 /// Inputs the fuzz targets in Fuzz/ found, fed through the path each target exercises.
@@ -101,13 +102,13 @@ import Testing
         let fields: HTTPFields = [.upgrade: "websocket", .connection: "Upgrade", .secWebSocketVersion: "13",
                                   .secWebSocketKey: key]
         let request = Request(head: HTTPRequest(method: .get, scheme: "ws", authority: "x", path: "/ws", headerFields: fields))
-        #expect(HTTPConnection.checkHandshake(request)?.status == .badRequest)
+        #expect(WebSocketHandshakeRules.refusal(for: request)?.status == .badRequest)
     }
 
     @Test func aWellFormedKeyPassesTheHandshakeCheck() {
         let fields: HTTPFields = [.upgrade: "websocket", .connection: "Upgrade", .secWebSocketVersion: "13",
                                   .secWebSocketKey: "dGhlIHNhbXBsZSBub25jZQ=="]
         let request = Request(head: HTTPRequest(method: .get, scheme: "ws", authority: "x", path: "/ws", headerFields: fields))
-        #expect(HTTPConnection.checkHandshake(request) == nil)
+        #expect(WebSocketHandshakeRules.refusal(for: request) == nil)
     }
 }

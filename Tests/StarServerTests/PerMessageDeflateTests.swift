@@ -5,6 +5,7 @@ import NIOWebSocket
 import Star
 import StarWebSocket
 @testable import StarServer
+import StarWebSocketEngine
 import Testing
 
 @Suite struct PerMessageDeflateTests {

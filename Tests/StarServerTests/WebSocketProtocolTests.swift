@@ -3,6 +3,7 @@ import NIOEmbedded
 import NIOWebSocket
 import Star
 @testable import StarServer
+import StarWebSocketEngine
 import Testing
 
 /// A masked client frame, as a browser would send it.
@@ -111,16 +112,36 @@ func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
         #expect(machine.state == .closed)
     }
 
-    @Test func pingsAreTrackedByID() {
-        var machine = WebSocketStateMachine(maxMessageSize: 100)
-        let r17 = machine.pingDue(id: 7)
-        #expect(r17 == 7)
-        let r18 = machine.pingDue(id: 8)
-        #expect(r18 == nil, "one outstanding ping at a time")
+    @Test func keepaliveTimersRunOnTheClockTheDriverPasses() {
+        let start = NIODeadline.uptimeNanoseconds(0)
+        var machine = WebSocketStateMachine(
+            options: WebSocketOptions(pingInterval: .seconds(20), pingTimeout: .seconds(5)), now: start)
+        #expect(machine.tick(now: start + .seconds(19)) == .none)
+        #expect(machine.tick(now: start + .seconds(20)) == .sendPing(1))
         var payload = ByteBuffer()
-        payload.writeInteger(UInt64(7))
+        payload.writeInteger(UInt64(1))
         _ = machine.received(clientFrame(.pong, Array(payload.readableBytesView)))
-        #expect(machine.outstandingPing == nil)
+        #expect(machine.outstandingPing == nil, "the pong answers ping 1")
+        #expect(machine.tick(now: start + .seconds(26)) == .none, "an answered ping does not time out")
+        #expect(machine.tick(now: start + .seconds(40)) == .sendPing(2))
+        #expect(machine.tick(now: start + .seconds(44)) == .none)
+        #expect(machine.tick(now: start + .seconds(45)) == .fail(.internalServerError, reason: "keepalive ping timeout"))
+        #expect(machine.state == .closeSent)
+        #expect(machine.tick(now: start + .seconds(54)) == .none)
+        #expect(machine.tick(now: start + .seconds(55)) == .closeSocket, "the close timeout (10 s) after our close frame")
+        #expect(machine.state == .closed)
+    }
+
+    @Test func theClientRoleWantsUnmaskedFramesAndMasksItsOwn() {
+        var client = WebSocketStateMachine(role: .client, options: WebSocketOptions(), now: .uptimeNanoseconds(0))
+        guard case .fail(.protocolError, _) = client.received(clientFrame(.text, [0x61])) else {
+            Issue.record("a masked frame from a server must fail")
+            return
+        }
+        var again = WebSocketStateMachine(role: .client, options: WebSocketOptions(), now: .uptimeNanoseconds(0))
+        #expect(again.received(clientFrame(.text, [0x61], masked: false)) == .deliver(.text("a")))
+        #expect(WebSocketStateMachine.Role.client.frame(.text, ByteBuffer(string: "a")).maskKey != nil)
+        #expect(WebSocketStateMachine.Role.server.frame(.text, ByteBuffer(string: "a")).maskKey == nil)
     }
 }
 

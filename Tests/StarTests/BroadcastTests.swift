@@ -35,7 +35,7 @@ import Testing
         #expect(try await outsider.receiveText(timeout: .seconds(5)) == "joined kitchen")
 
         for (index, member) in members.enumerated() {
-            for number in 0..<20 { member.send(text: "\(index):\(number)") }
+            for number in 0..<20 { try await member.send(text: "\(index):\(number)") }
         }
         for member in members {
             var next = [0, 0, 0]
@@ -48,10 +48,10 @@ import Testing
             }
             #expect(next == [20, 20, 20])
         }
-        outsider.send(text: "only for the kitchen")
+        try await outsider.send(text: "only for the kitchen")
         #expect(try await outsider.receiveText(timeout: .seconds(5)) == "only for the kitchen")
-        for member in members { member.close() }
-        outsider.close()
+        for member in members { await member.close() }
+        await outsider.close()
     }
 
     @Test func binaryAndJSONArriveAsPublished() async throws {

@@ -128,9 +128,9 @@ struct CapturingLogHandler: LogHandler {
 
         let ws = try await client.websocketConnect("/ws/live?token=t-ada")
         #expect(try await ws.receiveText() == "hello ada")
-        ws.send(text: "ping")
+        try await ws.send(text: "ping")
         #expect(try await ws.receiveText() == "ping")
-        ws.close()
+        await ws.close()
 
         for target in ["/ws/live", "/ws/live?token=", "/ws/live?token=t-bob", "/ws/live?tok=t-ada"] {
             let denied = await Self.denial(client, target)
@@ -160,9 +160,9 @@ struct CapturingLogHandler: LogHandler {
 
         let ws = try await client.websocketConnect("/ws/feed", headers: page + [.cookie: "theme=dark; session=s-ada"])
         #expect(try await ws.receiveText() == "hello ada")
-        ws.send(text: "ping")
+        try await ws.send(text: "ping")
         #expect(try await ws.receiveText() == "ping")
-        ws.close()
+        await ws.close()
 
         // No session, or one the store does not know: 401.
         for cookie in [nil, "session=s-bob", "theme=dark"] {
@@ -200,9 +200,9 @@ struct CapturingLogHandler: LogHandler {
         #expect(ws.subprotocol == "star.v1")
         #expect(!ws.responseHeaders.contains { $0.value.contains("t-ada") }, "the token is not echoed")
         #expect(try await ws.receiveText() == "hello ada")
-        ws.send(text: "ping")
+        try await ws.send(text: "ping")
         #expect(try await ws.receiveText() == "ping")
-        ws.close()
+        await ws.close()
 
         for offer in [[], ["star.v1"], ["star.v1", "token."], ["star.v1", "token.t-bob"], ["star.v1", "t-ada"]] {
             let denied = await Self.denial(client, "/ws/chat", subprotocols: offer)

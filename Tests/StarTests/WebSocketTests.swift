@@ -40,7 +40,7 @@ struct ErrorSpy: EventHook {
         let ws = try await TestClient(app).websocketConnect("/a/b")
         for i in 0..<100 {
             #expect(try await ws.receiveJSON(as: Nice.self) == Nice(msg: "a/b is nice", count: i))
-            ws.send(text: "pong")
+            try await ws.send(text: "pong")
         }
         #expect(try await ws.waitForClose().code == .normalClosure)
     }
@@ -58,7 +58,7 @@ struct ErrorSpy: EventHook {
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler, standalone: true)])).websocketConnect("/")
         #expect(try await ws.receiveText() == "hi")
-        ws.send(text: "x")
+        try await ws.send(text: "x")
         let close = try await ws.waitForClose()
         #expect(close == WebSocketDisconnect(code: WebSocketCloseCode(4000), reason: "bye"))
     }
@@ -161,9 +161,9 @@ struct ErrorSpy: EventHook {
             }
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
-        ws.send(text: "a")
-        ws.send(bytes: [])
-        ws.close(code: .goingAway, reason: "tab closed")
+        try await ws.send(text: "a")
+        try await ws.send(bytes: [])
+        await ws.close(code: .goingAway, reason: "tab closed")
         _ = try await ws.waitForClose()
         #expect(log.all == ["messages ended after 2", "receive threw 1001 tab closed", "send threw 1001"])
     }
@@ -174,8 +174,8 @@ struct ErrorSpy: EventHook {
             for try await message in ws.messages { try await ws.send(message) }
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, echo)])).websocketConnect("/")
-        ws.send(text: "")
-        ws.send(bytes: [])
+        try await ws.send(text: "")
+        try await ws.send(bytes: [])
         #expect(try await ws.receive() == .text(""))
         #expect(try await ws.receive() == .binary(ByteBuffer()))
     }
@@ -194,11 +194,11 @@ struct ErrorSpy: EventHook {
             }
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
-        try ws.send(json: Nice(msg: "hi", count: 1))
+        try await ws.send(json: Nice(msg: "hi", count: 1))
         #expect(try await ws.receiveJSON(as: Nice.self) == Nice(msg: "HI", count: 2))
-        ws.send(bytes: [1, 2, 3])
+        try await ws.send(bytes: [1, 2, 3])
         #expect(try await ws.receiveBytes() == [3, 2, 1])
-        ws.send(bytes: [0])
+        try await ws.send(bytes: [0])
         #expect(try await ws.receiveText() == WebSocketMessageError.expectedText.description)
     }
 
@@ -219,7 +219,7 @@ struct ErrorSpy: EventHook {
             }
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
-        ws.send(text: "ping")
+        try await ws.send(text: "ping")
         var next = [Int](repeating: 0, count: 4)
         var sawReply = false
         for _ in 0..<201 {
@@ -273,6 +273,6 @@ struct ErrorSpy: EventHook {
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
         await #expect(throws: TestTimeout.self) { try await ws.receive(timeout: .milliseconds(50)) }
-        ws.close()
+        await ws.close()
     }
 }

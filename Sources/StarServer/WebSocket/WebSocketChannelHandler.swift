@@ -1,6 +1,7 @@
 import NIOCore
 import NIOWebSocket
 import Star
+import StarWebSocketEngine
 
 /// Runs one WebSocket session on the event loop: applies ``WebSocketStateMachine`` to every
 /// frame, answers pings, sends keepalive pings, completes the close handshake, and stops reading
@@ -12,24 +13,17 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let session: WebSocketSession
-    private let options: WebSocketOptions
     private var machine: WebSocketStateMachine
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var paused = false
-    private var pingCounter: UInt64 = 0
-    // The session's timers: deadlines that the loop's ticker checks (no scheduled task each).
+    // The session's timers are deadlines in the machine that the loop's ticker checks (no
+    // scheduled task each).
     private let ticker: WebSocketTicker
     /// This session's place in the ticker's list, kept by the ticker.
     var tickerSlot = -1
-    /// When the next keepalive ping is due; `nil` without keepalive.
-    private var nextPing: NIODeadline?
-    /// When an unanswered ping times out.
-    private var pingDeadline: NIODeadline?
-    /// When the socket closes even if the peer never answers our close frame.
-    private var closeDeadline: NIODeadline?
-
     private let deflate: PerMessageDeflate?
+    private let options: WebSocketOptions
 
     /// Creates the handler of `session`; `ticker` is its event loop's (it drives the timers).
     init(session: WebSocketSession, options: WebSocketOptions, ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil) {
@@ -37,18 +31,14 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.options = options
         self.ticker = ticker
         self.deflate = deflate
-        self.machine = WebSocketStateMachine(maxMessageSize: options.maxMessageSize, deflate: deflate)
+        // The real start is set in `handlerAdded`, on the loop.
+        self.machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: .uptimeNanoseconds(0))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        var shortest = TimeAmount(options.closeTimeout)
-        if let interval = options.pingInterval {
-            nextPing = context.eventLoop.now + TimeAmount(interval)
-            shortest = min(shortest, TimeAmount(interval))
-        }
-        if let timeout = options.pingTimeout { shortest = min(shortest, TimeAmount(timeout)) }
-        ticker.add(self, shortestTimer: shortest)
+        machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: context.eventLoop.now)
+        ticker.add(self, shortestTimer: machine.shortestTimer)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -60,30 +50,30 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.received(unwrapInboundIn(data)), context: context)
+        perform(machine.received(unwrapInboundIn(data), now: context.eventLoop.now), context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is NIOWebSocketError else {
             // The connection failed (reset, unclean TLS shutdown): the session ends with 1006.
             machine.connectionLost()
-            session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+            session.mailbox.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
             context.close(promise: nil)
             return
         }
-        perform(machine.decodingFailed(error), context: context)
+        perform(machine.decodingFailed(error, now: context.eventLoop.now), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         machine.connectionLost()
         ticker.remove(self)
-        session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+        session.mailbox.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
         context.fireChannelInactive()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        session.setWritable(writable)
+        session.mailbox.setWritable(writable)
         if writable { readIfPending(context: context) }
         context.fireChannelWritabilityChanged()
     }
@@ -97,13 +87,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         case .sendPong(let payload):
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
         case .fail(let code, let reason):
-            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: true)
         case .echoClose(let code, let reason):
-            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: "", context: context, thenCloseSocket: true)
         case .closeHandshakeDone(let code, let reason):
-            session.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
             context.close(promise: nil)
         }
     }
@@ -156,60 +146,47 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// answers or after the close timeout.
     func initiateClose(code: WebSocketCloseCode, reason: String) {
         guard let context else { return }
-        if machine.close() {
-            session.finish(WebSocketDisconnect(code: code, reason: reason))
+        if machine.close(now: context.eventLoop.now) {
+            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: false)
-            closeDeadline = context.eventLoop.now + TimeAmount(options.closeTimeout)
             resumeReading()  // the peer's close must be read even if the queue is full
         } else if machine.state == .closed {
             context.close(promise: nil)
         }
     }
 
+    /// Writes a close frame; with `thenCloseSocket`, closes the socket once it is written (or
+    /// when the machine's close timeout passes, for a peer that does not read).
     private func sendClose(code: WebSocketCloseCode, reason: String, context: ChannelHandlerContext, thenCloseSocket: Bool) {
         let payload = WebSocketCloseFrame.payload(code: code, reason: reason, allocator: context.channel.allocator)
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
+        guard thenCloseSocket else {
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            return
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(frame), promise: written)
-        if thenCloseSocket {
-            let channel = context.channel
-            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            // A peer that does not read would keep the close frame (and the socket) waiting forever.
-            closeDeadline = context.eventLoop.now + TimeAmount(options.closeTimeout)
-        }
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
     // MARK: Timers
 
-    /// Called by the ticker: closes the socket past the close timeout, closes with 1011 past the
-    /// ping timeout, and sends the keepalive ping when due.
+    /// Called by the ticker: carries out what the machine's timers ask for.
     func tick(now: NIODeadline) {
         guard let context else { return }
-        if let deadline = closeDeadline, deadline <= now {
-            closeDeadline = nil
+        switch machine.tick(now: now) {
+        case .none:
+            break
+        case .closeSocket:
             context.close(promise: nil)
-            return
+        case .fail(let code, let reason):
+            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            sendClose(code: code, reason: reason, context: context, thenCloseSocket: true)
+        case .sendPing(let id):
+            var payload = context.channel.allocator.buffer(capacity: 8)
+            payload.writeInteger(id)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: payload)), promise: nil)
         }
-        if let deadline = pingDeadline, deadline <= now {
-            pingDeadline = nil
-            if machine.outstandingPing != nil, machine.close() {
-                session.finish(WebSocketDisconnect(code: .internalServerError, reason: "keepalive ping timeout"))
-                sendClose(code: .internalServerError, reason: "keepalive ping timeout", context: context, thenCloseSocket: true)
-                return
-            }
-        }
-        if let due = nextPing, due <= now, let interval = options.pingInterval {
-            nextPing = now + TimeAmount(interval)
-            sendPing(context: context, now: now)
-        }
-    }
-
-    private func sendPing(context: ChannelHandlerContext, now: NIODeadline) {
-        pingCounter &+= 1
-        guard let id = machine.pingDue(id: pingCounter) else { return }
-        var payload = context.channel.allocator.buffer(capacity: 8)
-        payload.writeInteger(id)
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: payload)), promise: nil)
-        pingDeadline = options.pingTimeout.map { now + TimeAmount($0) }
     }
 }

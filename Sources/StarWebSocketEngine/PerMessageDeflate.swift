@@ -1,5 +1,5 @@
 import CompressNIO
-import NIOCore
+package import NIOCore
 import Star
 
 /// permessage-deflate (RFC 7692): negotiation, and the zlib streams of one session.
@@ -9,24 +9,24 @@ import Star
 /// messages, so an idle connection holds no deflate state; when the client offers
 /// `client_max_window_bits` we ask for 12 bits too, and when it offers `client_no_context_takeover`
 /// we drop the inflate state after each message.
-final class PerMessageDeflate {
+package final class PerMessageDeflate {
     /// What was agreed in the handshake.
-    struct Agreement: Equatable {
+    package struct Agreement: Equatable {
         /// The window of the client's compressor (what our inflater needs).
-        var clientMaxWindowBits: Int = 15
+        package var clientMaxWindowBits: Int = 15
         /// The client resets its context per message: we can drop ours between messages.
-        var clientNoContextTakeover = false
+        package var clientNoContextTakeover = false
         /// The client asked us not to keep context (we never do; echoed when asked).
-        var serverNoContextTakeover = false
+        package var serverNoContextTakeover = false
         /// The window our compressor uses (≤ what the client allowed).
-        var serverMaxWindowBits: Int = PerMessageDeflate.serverWindowBits
+        package var serverMaxWindowBits: Int = PerMessageDeflate.serverWindowBits
         /// Whether the client asked for `server_max_window_bits` (then the response names it).
-        var serverMaxWindowBitsRequested = false
+        package var serverMaxWindowBitsRequested = false
         /// Whether the client offered `client_max_window_bits` (then the response may limit it).
-        var clientMaxWindowBitsOffered = false
+        package var clientMaxWindowBitsOffered = false
 
         /// The `Sec-WebSocket-Extensions` value of the 101 response.
-        var responseHeader: String {
+        package var responseHeader: String {
             var header = "permessage-deflate"
             if serverNoContextTakeover { header += "; server_no_context_takeover" }
             if clientNoContextTakeover { header += "; client_no_context_takeover" }
@@ -37,15 +37,15 @@ final class PerMessageDeflate {
     }
 
     /// The window our compressor uses unless the client asks for less.
-    static let serverWindowBits = 12
+    package static let serverWindowBits = 12
     /// The window we ask the client to use when it lets us choose.
-    static let clientWindowBits = 12
+    package static let clientWindowBits = 12
     /// Messages smaller than this go uncompressed: deflate cannot win much on them.
-    static let minimumSizeToCompress = 256
+    package static let minimumSizeToCompress = 256
 
     /// Picks the first offer in `Sec-WebSocket-Extensions` values that we can honour; `nil` when
     /// there is none (the session then runs uncompressed).
-    static func negotiate(_ headerValues: [String]) -> Agreement? {
+    package static func negotiate(_ headerValues: [String]) -> Agreement? {
         let offers = headerValues.flatMap { $0.split(separator: ",") }
         for offer in offers {
             var parts = offer.split(separator: ";").map { $0.trimmed(of: " \t") }
@@ -92,14 +92,14 @@ final class PerMessageDeflate {
         return agreement
     }
 
-    let agreement: Agreement
+    package let agreement: Agreement
     private var inflater: ZlibDecompressor?
 
-    init(_ agreement: Agreement) { self.agreement = agreement }
+    package init(_ agreement: Agreement) { self.agreement = agreement }
 
     /// Inflates one message's payload; throws ``WebSocketMessageAssembler/Failure`` with 1009 past
     /// `limit` bytes (a zip bomb stops there) and 1007 for data that is not deflate.
-    func inflate(_ compressed: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws(WebSocketMessageAssembler.Failure) -> ByteBuffer {
+    package func inflate(_ compressed: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws(WebSocketMessageAssembler.Failure) -> ByteBuffer {
         let limit = min(limit, Int.max - 1)  // `maxMessageSize: .max` means no limit; `limit + 1` below must not overflow
         var input = compressed
         input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
@@ -149,7 +149,7 @@ final class PerMessageDeflate {
 
     /// Deflates one message's payload (without the final `00 00 FF FF`), or `nil` when it is too
     /// small to be worth it or compression fails (the message then goes uncompressed).
-    func deflate(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    package func deflate(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         guard payload.readableBytes >= Self.minimumSizeToCompress else { return nil }
         do {
             let compressor = try ZlibCompressor(

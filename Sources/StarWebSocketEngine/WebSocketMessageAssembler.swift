@@ -1,20 +1,27 @@
-import NIOCore
-import Star
+package import NIOCore
+package import Star
 
 /// Reassembles data frames into messages: fragmentation rules, the size limit, and UTF-8
 /// validation of text as it arrives (fragment by fragment). A value type without I/O.
-struct WebSocketMessageAssembler {
+package struct WebSocketMessageAssembler {
     /// Why a frame sequence is not acceptable, with the close code to send.
-    struct Failure: Error, Equatable {
-        let code: WebSocketCloseCode
-        let reason: String
+    package struct Failure: Error, Equatable {
+        /// The close code to send.
+        package let code: WebSocketCloseCode
+        /// The close reason to send.
+        package let reason: String
+        /// Creates a failure.
+        package init(code: WebSocketCloseCode, reason: String) {
+            self.code = code
+            self.reason = reason
+        }
     }
 
     private enum Kind { case text, binary }
 
-    let maxMessageSize: Int
+    package let maxMessageSize: Int
     /// The negotiated permessage-deflate, if any.
-    let deflate: PerMessageDeflate?
+    package let deflate: PerMessageDeflate?
     private var kind: Kind?
     /// Whether the message in progress is compressed (its first frame had RSV1).
     private var compressed = false
@@ -22,14 +29,14 @@ struct WebSocketMessageAssembler {
     /// Bytes of `buffer` already known to be valid UTF-8 (uncompressed text only).
     private var validatedUpTo = 0
 
-    init(maxMessageSize: Int, deflate: PerMessageDeflate? = nil) {
+    package init(maxMessageSize: Int, deflate: PerMessageDeflate? = nil) {
         self.maxMessageSize = maxMessageSize
         self.deflate = deflate
     }
 
     /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
     /// `compressed` is the frame's RSV1, allowed only on a message's first frame with deflate negotiated.
-    mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
+    package mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
         if rsv1 {
             guard deflate != nil, isText != nil else {
                 throw Failure(code: .protocolError, reason: "RSV1 set without permessage-deflate or on a continuation")

@@ -1,5 +1,5 @@
-import NIOCore
-import NIOWebSocket
+package import NIOCore
+package import NIOWebSocket
 
 extension WebSocketFrame {
     /// The payload unmasked into a new buffer, eight bytes at a time.
@@ -7,7 +7,7 @@ extension WebSocketFrame {
     /// NIO's `unmaskedData` copies the payload (it is a slice of the decoder's buffer) and then
     /// unmasks it one byte at a time with a modulo per byte, which capped large-message echo near
     /// 220 MB/s (issue #6). This does the copy and the XOR in one pass over 64-bit words.
-    var unmaskedPayload: ByteBuffer {
+    package var unmaskedPayload: ByteBuffer {
         guard let key = maskKey else { return data }
         let count = data.readableBytes
         var output = ByteBufferAllocator().buffer(capacity: count)

@@ -1,10 +1,10 @@
-import NIOCore
-import Star
+package import NIOCore
+package import Star
 
 /// Parsing and building close-frame payloads (RFC 6455 §5.5.1).
-enum WebSocketCloseFrame {
+package enum WebSocketCloseFrame {
     /// The code and reason of a received close frame, or the failure to answer it with.
-    static func parse(_ payload: ByteBuffer) -> Result<(WebSocketCloseCode, String), WebSocketMessageAssembler.Failure> {
+    package static func parse(_ payload: ByteBuffer) -> Result<(WebSocketCloseCode, String), WebSocketMessageAssembler.Failure> {
         var payload = payload
         switch payload.readableBytes {
         case 0: return .success((.noStatusReceived, ""))
@@ -20,7 +20,7 @@ enum WebSocketCloseFrame {
     }
 
     /// A close payload: the code (omitted for 1005) and the reason cut to fit 125 bytes.
-    static func payload(code: WebSocketCloseCode, reason: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    package static func payload(code: WebSocketCloseCode, reason: String, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard code != .noStatusReceived else { return allocator.buffer(capacity: 0) }
         // Codes that must never be sent (1005, 1006, 1015, unassigned ones) become 1000.
         let code = code.isValidOnWire ? code : .normalClosure

@@ -1,0 +1,107 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import Star
+import StarWebSocketEngine
+import Synchronization
+
+/// The WebSocket half of a connection's task: running a handshake's route, the upgrade that
+/// `connect()` performs (101, then the pipeline switched from HTTP to WebSocket frames), and the
+/// session's access-log line.
+extension HTTPConnection {
+    /// Runs a well-formed WebSocket handshake's route; returns whether the connection is done
+    /// (always, unless the route denied the handshake with a keep-alive response).
+    @inline(never)
+    func serveWebSocket(_ received: ReceivedRequest, _ settings: ConnectionSettings) async -> Bool {
+        shutdown.state.withLock { $0.busy = true }
+        let start = ContinuousClock.now
+        var received = received
+        received.request.id = settings.app.makeRequestID()
+        let session = WebSocketSession(channel: channel, defaultOptions: settings.configuration.webSocket,
+                                       metrics: settings.metrics, executor: settings.executor(for: channel.eventLoop),
+                                       upgrade: upgrader(for: received.request.headers, settings))
+        shutdown.state.withLock { $0.session = session }
+        guard let denial = await settings.app.respond(to: received.request, webSocket: session) else {
+            // Accepted, served and closed: the connection belonged to the WebSocket.
+            settings.metrics.handshake(accepted: true)
+            settings.metrics.closed(code: session.mailbox.statistics.closeCode)
+            if settings.configuration.accessLog { logSession(settings.app.logger, received, session, since: start) }
+            return true
+        }
+        settings.metrics.handshake(accepted: false)
+        return finish(received, denial, settings, overLimit: false, since: start)
+    }
+
+    /// What `connect()` runs: answer 101 and switch this channel from HTTP to WebSocket frames.
+    /// It keeps only the request's fields (shared with the request, not copied), not NIO's head.
+    private func upgrader(for fields: HTTPFields, _ settings: ConnectionSettings)
+        -> @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
+    {
+        let channel = self.channel
+        let handler = self.handler
+        return { responseFields, options, session in
+            let upgrade: @Sendable () -> EventLoopFuture<Void> = {
+                // NIO's upgrader reads only the key and the version; it validates and answers with its own code.
+                let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
+                    ("Sec-WebSocket-Key", fields[.secWebSocketKey] ?? ""), ("Sec-WebSocket-Version", "13"),
+                ]))
+                return Self.acceptKeyUpgrader.buildUpgradeResponse(
+                    channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders()
+                ).flatMapThrowing { protocolHeaders in
+                    // NIO returns only the protocol's own fields; the handler's (subprotocol, extras) go after them.
+                    var headers = protocolHeaders
+                    headers.add(contentsOf: HTTPHeaders(responseFields))
+                    let agreement = options.perMessageDeflate
+                        ? PerMessageDeflate.negotiate(fields[values: .secWebSocketExtensions]) : nil
+                    if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
+                    handler.value.writeSwitchingProtocols(headers)
+                    try Self.switchToWebSocket(channel, session: session, options: options,
+                                               ticker: settings.webSocketTicker(on: channel.eventLoop),
+                                               deflate: agreement.map(PerMessageDeflate.init))
+                }
+            }
+            // On the channel's loop (the default executor) the whole upgrade runs at once, without a hop.
+            let done = channel.eventLoop.inEventLoop ? upgrade() : channel.eventLoop.flatSubmit(upgrade)
+            try await done.get()
+        }
+    }
+
+    /// Used only to validate the key and compute `Sec-WebSocket-Accept` with NIO's own code.
+    private static let acceptKeyUpgrader = NIOWebSocketServerUpgrader(
+        maxFrameSize: 1 << 14, automaticErrorHandling: false,
+        shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+        upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
+    )
+
+    /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
+    /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
+    private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
+                                          ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
+        let sync = channel.pipeline.syncOperations
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate)
+        try sync.addHandler(WebSocketFrameEncoder())
+        // NIO's decoder takes frames up to UInt32.max; a component may ask for more than that.
+        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
+        try sync.addHandler(handler)
+        session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        let high = max(options.writeBufferHighWater, 2)
+        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: high / 2, high: high))
+        // One read per wake-up keeps NIO's pool of receive buffers at one, the small one (see WebSocketReceiveAllocator).
+        try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
+        try channel.syncOptions?.setOption(.recvAllocator, value: WebSocketReceiveAllocator())
+        sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self), promise: nil)
+        sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+    }
+
+    private func logSession(_ logger: Logger, _ received: ReceivedRequest, _ session: WebSocketSession, since start: ContinuousClock.Instant) {
+        let stats = session.mailbox.statistics
+        let request = received.request
+        logger.info("\(request.clientAddress ?? "-") - \"WEBSOCKET \(request.target)\" closed \(stats.closeCode.map { "\($0.rawValue)" } ?? "-") after \((ContinuousClock.now - start).millisecondsText)ms, \(stats.received) messages in, \(stats.sent) out",
+                    metadata: ["request-id": "\(request.id ?? "-")"])
+    }
+}

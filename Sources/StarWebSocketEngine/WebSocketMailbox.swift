@@ -1,0 +1,155 @@
+import NIOCore
+package import Star
+import Synchronization
+
+/// The app's side of one WebSocket session, shared by every transport: received messages waiting
+/// for the handler (at most `maxQueue`, then the transport stops reading), senders waiting for the
+/// outbound buffer to drain, and the end of the session.
+///
+/// Any number of tasks may receive and send at once. Each waits as one entry of a ``Waiters``
+/// queue, so cancelling one receiver or sender resumes that one only; the others go on waiting.
+/// No actor and no task per message: one lock guards the state, taken once per message each way.
+package final class WebSocketMailbox: Sendable {
+    private struct State {
+        // Small first capacity (NIO's default is 16): an idle session keeps it allocated.
+        var messages = CircularBuffer<WebSocketMessage>(initialCapacity: 4)
+        var receivers = Waiters<WebSocketMessage>()
+        var writers = Waiters<Void>()
+        var writable = true
+        var readingPaused = false
+        var maxQueue: Int
+        /// Set once the session ended; receives drain `messages` first, sends fail at once.
+        var end: WebSocketDisconnect?
+        var received = 0
+        var sent = 0
+    }
+
+    /// Counts for the access log: messages each way and the close code.
+    package struct Statistics: Sendable {
+        /// Messages delivered to the app.
+        package var received: Int
+        /// Messages the app sent.
+        package var sent: Int
+        /// The code the session ended with, once it ended.
+        package var closeCode: WebSocketCloseCode?
+    }
+
+    private let state: Mutex<State>
+    private let resumeReading: @Sendable () -> Void
+
+    /// Creates a mailbox; `resumeReading` is called (outside the lock, from the receiving task)
+    /// when the queue has room again after ``deliver(_:)`` reported it full.
+    package init(maxQueue: Int = 32, resumeReading: @escaping @Sendable () -> Void) {
+        state = Mutex(State(maxQueue: max(1, maxQueue)))
+        self.resumeReading = resumeReading
+    }
+
+    /// Sets the queue bound (the options the handshake was accepted with).
+    package func setMaxQueue(_ maxQueue: Int) {
+        state.withLock { $0.maxQueue = max(1, maxQueue) }
+    }
+
+    /// The session's counts so far.
+    package var statistics: Statistics {
+        state.withLock { Statistics(received: $0.received, sent: $0.sent, closeCode: $0.end?.code) }
+    }
+
+    /// How the session ended, once it has.
+    package var end: WebSocketDisconnect? { state.withLock { $0.end } }
+
+    // MARK: The app's side
+
+    /// The next message; throws the session's end once the queue is drained, or
+    /// `CancellationError` when the waiting task is cancelled.
+    package func receive() async throws -> WebSocketMessage {
+        var resume = false
+        let queued: Result<WebSocketMessage, any Error>? = state.withLock { Self.take(&$0, resume: &resume) }
+        let taken: Result<WebSocketMessage, any Error>
+        if let queued {
+            taken = queued
+        } else {
+            taken = await Waiters<WebSocketMessage>.suspend { id, continuation in
+                state.withLock { state in
+                    if let ready = Self.take(&state, resume: &resume) { return ready }
+                    return state.receivers.enqueue(id: id, continuation)
+                }
+            } cancel: { id in
+                self.state.withLock { $0.receivers.remove(id: id) }
+            }
+        }
+        if resume { resumeReading() }
+        return try taken.get()
+    }
+
+    /// Takes a queued message (or the end) under the lock; `nil` when the caller must wait.
+    /// Sets `resume` when reading was paused and the queue has room again.
+    private static func take(_ state: inout State, resume: inout Bool) -> Result<WebSocketMessage, any Error>? {
+        if let message = state.messages.popFirst() {
+            if state.readingPaused, state.messages.count < state.maxQueue {
+                state.readingPaused = false
+                resume = true
+            }
+            return .success(message)
+        }
+        if let end = state.end { return .failure(end) }
+        return nil
+    }
+
+    /// Waits until the transport can take one more message; throws the session's end once it
+    /// ended, or `CancellationError` when the waiting task is cancelled.
+    package func reserveSend() async throws {
+        let ready: Bool = try state.withLock { state in
+            if let end = state.end { throw end }
+            state.sent += 1
+            return state.writable
+        }
+        guard !ready else { return }
+        try await Waiters<Void>.suspend { id, continuation in
+            state.withLock { state in
+                if let end = state.end { return .failure(end) }
+                if state.writable { return .success(()) }
+                return state.writers.enqueue(id: id, continuation)
+            }
+        } cancel: { id in
+            self.state.withLock { $0.writers.remove(id: id) }
+        }.get()
+    }
+
+    // MARK: The transport's side
+
+    /// Hands a received message to the longest-waiting receiver, or queues it; returns whether
+    /// the queue is now full, so that the transport stops reading.
+    package func deliver(_ message: WebSocketMessage) -> Bool {
+        let (receiver, full): (Waiters<WebSocketMessage>.Continuation?, Bool) = state.withLock { state in
+            state.received += 1
+            if let receiver = state.receivers.popFirst() { return (receiver, false) }
+            state.messages.append(message)
+            let full = state.messages.count >= state.maxQueue
+            if full { state.readingPaused = true }
+            return (nil, full)
+        }
+        receiver?.resume(returning: .success(message))
+        return full
+    }
+
+    /// Ends the session (the first end wins): waiting and later receives (after the queued
+    /// messages) and all sends throw `end`.
+    package func finish(_ end: WebSocketDisconnect) {
+        let (receivers, writers) = state.withLock { state in
+            guard state.end == nil else { return ([Waiters<WebSocketMessage>.Continuation](), [Waiters<Void>.Continuation]()) }
+            state.end = end
+            return (state.receivers.removeAll(), state.writers.removeAll())
+        }
+        for receiver in receivers { receiver.resume(returning: .failure(end)) }
+        for writer in writers { writer.resume(returning: .failure(end)) }
+    }
+
+    /// Records whether the transport takes more messages, and wakes waiting senders when it does.
+    package func setWritable(_ writable: Bool) {
+        let writers: [Waiters<Void>.Continuation] = state.withLock { state in
+            state.writable = writable
+            return writable ? state.writers.removeAll() : []
+        }
+        for writer in writers { writer.resume(returning: .success(())) }
+    }
+}
