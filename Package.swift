@@ -140,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StarTests",
-            dependencies: ["Star", "StarTesting", "StarWebSocket", "StarBroadcast"],
+            dependencies: ["Star", "StarTesting", "StarWebSocket", "StarBroadcast", "StarWebSocketEngine"],
             swiftSettings: strictSettings
         ),
         .testTarget(
