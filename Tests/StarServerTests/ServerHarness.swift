@@ -38,9 +38,14 @@ struct RawSocketError: Error, CustomStringConvertible {
 final class RawSocket: Sendable {
     private let fd: Int32
 
-    init(port: Int, timeoutSeconds: Int = 5) throws {
+    /// Connects to `port` on 127.0.0.1; `receiveBuffer` shrinks the kernel's receive buffer (set
+    /// before connecting, so the window is small from the start) for tests of the server's backpressure.
+    init(port: Int, timeoutSeconds: Int = 5, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawSocketError("socket failed") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -68,6 +73,26 @@ final class RawSocket: Sendable {
     func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread { continuation.resume(returning: self.blockingRead(until: done)) }
+        }
+    }
+
+    /// Reads raw bytes until `marker` arrives, the peer closes, or the timeout passes; made for
+    /// streams of megabytes, which `read(until:)` would decode again at every chunk.
+    func readBytes(until marker: String) async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let marker = Array(marker.utf8)
+                var received: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+                    if count <= 0 { break }
+                    let searchFrom = max(0, received.count - marker.count)
+                    received += chunk[0..<count]
+                    if received[searchFrom...].firstRange(of: marker) != nil { break }
+                }
+                continuation.resume(returning: received)
+            }
         }
     }
 
