@@ -93,6 +93,8 @@ import Testing
 
     @Test(arguments: ["redis://x", "postgres://", "postgres:///db", "not a url"])
     func badURLsAreRefusedWithAReason(_ url: String) {
-        #expect(throws: BroadcastError.self) { try Broadcast(url: url) }
+        let error = #expect(throws: BroadcastError.self) { try Broadcast(url: url) }
+        #expect(error?.kind == .invalidURL)
+        #expect(throws: BroadcastError.self, "the component checks a URL it is given at once") { try BroadcastComponent(url: url) }
     }
 }

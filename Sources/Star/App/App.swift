@@ -70,7 +70,7 @@ public final class App: Sendable {
     public func validate() throws(RouteError) {
         let router = try self.router
         for route in router.routes {
-            if let problem = route.resultError { throw RouteError("route '\(route.name)': \(problem)") }
+            if let result = route.unrenderableResult { throw .unrenderableResult(route: route.name, type: result) }
             for type in route.parameterTypes {
                 try checkProvided(type, route: route.name, chain: [])
             }
@@ -79,14 +79,14 @@ public final class App: Sendable {
 
     private func checkProvided(_ type: Any.Type, route: String, chain: [Any.Type]) throws(RouteError) {
         if chain.contains(where: { $0 == type }) {
-            throw RouteError("route '\(route)': components depend on each other in a cycle through \(String(reflecting: type))")
+            throw .dependencyCycle(route: route, type: type)
         }
         if let provider = providers[ObjectIdentifier(type)] {
             for dependency in provider.dependencies {
                 try checkProvided(dependency, route: route, chain: chain + [type])
             }
         } else if !(type is any Component.Type) {
-            throw RouteError.unresolvable(route: route, type: type, via: chain.last.map { String(reflecting: $0) })
+            throw .unresolvable(route: route, type: type, neededBy: chain.last)
         }
     }
 
