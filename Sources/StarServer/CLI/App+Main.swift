@@ -19,10 +19,10 @@ extension App {
         }
         do {
             try validate()
+            // The server itself cancels handlers past --timeout-graceful-shutdown.
             let server = Server(app: self, configuration: options.configuration)
-            var configuration = ServiceGroupConfiguration(
+            let configuration = ServiceGroupConfiguration(
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            configuration.maximumGracefulShutdownDuration = options.configuration.gracefulShutdownTimeout
             try await ServiceGroup(configuration: configuration).run()
         } catch {
             // A startup failure (routes, a port in use, unreadable TLS files) is one line and exit 1, as in Uvicorn.
