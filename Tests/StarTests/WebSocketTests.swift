@@ -245,6 +245,26 @@ struct ErrorSpy: EventHook {
         #expect(wrong?.kind == .expectedText)
     }
 
+    @Test func componentTimersKeepDisableOrReplaceTheServers() async throws {
+        let server = WebSocketOptions(pingInterval: .seconds(20), pingTimeout: .seconds(20))
+        let kept = WebSocketComponent().options(over: server)
+        #expect(kept.pingInterval == .seconds(20) && kept.pingTimeout == .seconds(20), "nil keeps the server's")
+        let off = WebSocketComponent(pingInterval: .disabled, pingTimeout: .disabled).options(over: server)
+        #expect(off.pingInterval == nil && off.pingTimeout == nil)
+        let set = WebSocketComponent(pingInterval: .seconds(5), pingTimeout: .milliseconds(1500)).options(over: server)
+        #expect(set.pingInterval == .seconds(5) && set.pingTimeout == .milliseconds(1500))
+        #expect(WebSocketComponent(pingInterval: .after(.seconds(1))).options(over: WebSocketOptions(pingInterval: nil)).pingInterval == .seconds(1))
+
+        @Sendable @concurrent func handler(ws: WebSocket) async throws {
+            try await ws.connect()
+            try await ws.send(text: "\(ws.options.pingInterval == nil) \(ws.options.pingTimeout == .seconds(3))")
+        }
+        let app = App(routes: [Route("/", .get, handler)],
+                      components: [WebSocketComponent(pingInterval: .disabled, pingTimeout: .seconds(3))])
+        let ws = try await TestClient(app).websocketConnect("/")
+        #expect(try await ws.receiveText() == "true true", "the session runs with the component's timers")
+    }
+
     @Test func concurrentSendersAndAReceiverAtOnce() async throws {
         @Sendable @concurrent func handler(ws: WebSocket) async throws {
             try await ws.connect()
