@@ -19,16 +19,27 @@ public final class App: Sendable {
     public struct Configuration: Sendable {
         /// The largest request body accepted, in bytes; larger bodies are answered `413`.
         public var maxBodySize: Int
+        /// Where StarBroadcast's `BroadcastComponent()` (made without a URL) publishes: `memory://` or
+        /// `postgres://user:password@host:port/database`; `nil` means `memory://`. `app.main()` sets it
+        /// from `--broadcast-url` (or `STAR_BROADCAST_URL`) when either is given.
+        public var broadcastURL: String?
+
         /// Creates a configuration; the body limit defaults to 1 MiB.
-        public init(maxBodySize: Int = 1 << 20) { self.maxBodySize = maxBodySize }
+        public init(maxBodySize: Int = 1 << 20, broadcastURL: String? = nil) {
+            self.maxBodySize = maxBodySize
+            self.broadcastURL = broadcastURL
+        }
     }
 
     /// The route entries as given.
     public let entries: [any RouteEntry]
     /// The event hooks, in `onRequest` order.
     public let eventHooks: [any EventHook]
-    /// The app's settings.
-    public let configuration: Configuration
+    /// The app's settings: those given to `init`, with what `app.main()` filled in from its options.
+    public var configuration: Configuration { configurationBox.withLock { $0 } }
+    /// ``Configuration/maxBodySize``, read on every request without the lock (it never changes).
+    package let maxBodySize: Int
+    private let configurationBox: Mutex<Configuration>
     /// The logger the app and its requests log through (`label: "star"` unless given).
     public var logger: Logger { loggerBox.withLock { $0 } }
     private let loggerBox: Mutex<Logger>
@@ -48,7 +59,8 @@ public final class App: Sendable {
     ) {
         self.entries = routes
         self.eventHooks = eventHooks
-        self.configuration = configuration
+        self.configurationBox = Mutex(configuration)
+        self.maxBodySize = configuration.maxBodySize
         self.loggerBox = Mutex(logger)
         var providers: [ObjectIdentifier: AnyComponentProvider] = [:]
         for component in components {
@@ -98,6 +110,11 @@ public final class App: Sendable {
     /// Changes the level of the app's logger (the server sets it from `--log-level`).
     public func setLogLevel(_ level: Logger.Level) {
         loggerBox.withLock { $0.logLevel = level }
+    }
+
+    /// Sets ``Configuration/broadcastURL`` (`app.main()` does, from `--broadcast-url`, before it serves).
+    package func setBroadcastURL(_ url: String) {
+        configurationBox.withLock { $0.broadcastURL = url }
     }
 
     /// A new request id: short, unique within this app's life.

@@ -93,7 +93,7 @@ public struct ServerOptions: ParsableArguments {
             })
     public var executor: HandlerExecutor = .eventLoop
 
-    @Option(help: "Where broadcast events travel: memory:// or postgres://user:password@host:port/database (sets STAR_BROADCAST_URL for BroadcastComponent).")
+    @Option(help: "Where BroadcastComponent() publishes: memory:// (the default) or postgres://user:password@host:port/database (sets the app's configuration.broadcastURL).")
     public var broadcastUrl: String?
 
     public init() {}
