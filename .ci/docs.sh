@@ -33,32 +33,35 @@ log=$(mktemp /tmp/star-docs-log.XXXXXX)
 cleanup() { rm -f "$log"; if [ "$keep" = false ]; then rm -rf "$out"; fi; }
 trap cleanup EXIT
 
-args=()
-for target in "${targets[@]}"; do args+=(--target "$target"); done
-
+# One plugin run per target, so that one target's warnings do not hide the next one's.
 # --disable-sandbox: the plugin runs `docc` and writes outside the package (Linux has no plugin
 # sandbox, macOS does). Everything after `generate-documentation` that the plugin does not know
-# (--warnings-as-errors) is passed to `docc convert`.
-set +e
-swift package --disable-sandbox --allow-writing-to-directory "$out" \
-  generate-documentation "${args[@]}" --output-path "$out" --warnings-as-errors >"$log" 2>&1
-status=$?
-set -e
-# The compiler's progress lines are noise; diagnostics and the plugin's summary stay.
-grep -Ev '^\[[0-9]+/[0-9]+\]|^Compiling|^Write |^Building for|^Fetching|^Computing|^Creating|^Working copy' "$log" || true
+# (--warnings-as-errors) is passed on to `docc convert`.
+failed=()
+for target in "${targets[@]}"; do
+  echo "--- $target"
+  set +e
+  swift package --disable-sandbox --allow-writing-to-directory "$out" \
+    generate-documentation --target "$target" --output-path "$out/$target.doccarchive" --warnings-as-errors >"$log" 2>&1
+  status=$?
+  set -e
+  # The compiler's progress lines are noise; diagnostics and the plugin's summary stay.
+  grep -Ev '^\[[0-9]+/[0-9]+\]|^Compiling|^Write |^Building for|^Fetching|^Computing|^Creating|^Working copy' "$log" || true
+  if [ "$status" -ne 0 ]; then
+    failed+=("$target")
+  # Belt and braces: a docc diagnostic that stayed a warning fails too. docc prints the source
+  # location under each diagnostic (` --> File.md:3:5`); compiler warnings from building the
+  # target are not docc's and do not count here (the build step owns them).
+  elif grep -E '^warning: ' -A1 "$log" | grep -Eq '^ *--> '; then
+    failed+=("$target")
+  elif [ ! -d "$out/$target.doccarchive" ]; then
+    echo "docs: no archive for $target" >&2
+    failed+=("$target")
+  fi
+done
 
-if [ "$status" -ne 0 ]; then
-  echo "docs: generate-documentation failed (exit $status): see the warnings and errors above" >&2
-  exit "$status"
-fi
-# Belt and braces: a docc diagnostic that is still a warning (one docc does not promote) fails too.
-# docc prints a source location under each diagnostic (` --> file.md:3:5`); compiler warnings from
-# building the targets do not count here (the build step owns them).
-if grep -E '^(warning|error): ' -A1 "$log" | grep -Eq '^ *--> .*\.(md|swift):'; then
-  echo "docs: docc reported diagnostics (above)" >&2
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "docs: documentation warnings or errors in ${failed[*]} (above)" >&2
   exit 1
 fi
-for target in "${targets[@]}"; do
-  [ -d "$out/$target.doccarchive" ] || { echo "docs: no archive for $target in $out" >&2; exit 1; }
-done
 echo "docs: ${#targets[@]} archives built with no warnings (${targets[*]})"

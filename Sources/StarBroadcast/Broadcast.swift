@@ -23,10 +23,6 @@ import Synchronization
 ///
 /// Register it with ``BroadcastComponent``. The backend starts on first use.
 public final class Broadcast: Sendable {
-    /// The environment variable a ``BroadcastComponent`` without a URL reads
-    /// (`app.main()`'s `--broadcast-url` sets it).
-    public static let environmentVariable = "STAR_BROADCAST_URL"
-
     private let backend: any BroadcastBackend
     private let hub: Hub
     private let started = Mutex<Task<Void, any Error>?>(nil)

@@ -1,5 +1,4 @@
 public import Logging
-import Foundation
 public import Star
 import Synchronization
 
@@ -7,28 +6,31 @@ import Synchronization
 /// `App(components:)`.
 ///
 /// ```swift
-/// App(routes: routes, components: [try BroadcastComponent()])   // STAR_BROADCAST_URL, else memory://
+/// App(routes: routes, components: [try BroadcastComponent()])   // the app's broadcastURL, else memory://
 /// App(routes: routes, components: [try BroadcastComponent(url: "postgres://star:secret@db:5432/chat")])
 /// ```
+///
+/// Without a URL of its own, the component uses the app's `configuration.broadcastURL`, which
+/// `app.main()` sets from `--broadcast-url` (or `STAR_BROADCAST_URL`); with neither, `memory://`.
 ///
 /// The broadcast is made on first use and logs through the app's logger (so `--log-level`
 /// applies) unless a logger is given.
 public struct BroadcastComponent: ComponentProvider {
     private let shared: SharedBroadcast
 
-    /// A broadcast on `url`, or — when `url` is `nil` — on the `STAR_BROADCAST_URL` environment
-    /// variable (which `app.main()`'s `--broadcast-url` sets), read on first use, else `memory://`.
+    /// A broadcast on `url`, or — when `url` is `nil` — on the app's `configuration.broadcastURL`,
+    /// read on first use, else `memory://`.
     ///
-    /// - Throws: ``BroadcastError`` for a malformed `url` (a malformed variable is reported on first use).
+    /// - Throws: ``BroadcastError`` for a malformed `url` (a malformed app URL is reported on first use).
     public init(url: String? = nil, logger: Logger? = nil) throws(BroadcastError) {
         if let url { _ = try BroadcastURL(url) }
         shared = SharedBroadcast(url: url, logger: logger)
     }
 
-    /// The shared broadcast. A malformed `STAR_BROADCAST_URL` fails every request that needs it:
-    /// the reason is logged and the client gets a 500.
+    /// The shared broadcast. A malformed `configuration.broadcastURL` fails every request that
+    /// needs it: the reason is logged and the client gets a 500.
     public func resolve(in context: RequestContext) throws -> Broadcast {
-        try shared.get(appLogger: context.app.logger)
+        try shared.get(app: context.app)
     }
 }
 
@@ -43,11 +45,11 @@ private final class SharedBroadcast: Sendable {
         self.logger = logger
     }
 
-    func get(appLogger: Logger) throws(BroadcastError) -> Broadcast {
-        let logger = self.logger ?? appLogger
-        let url = self.url ?? ProcessInfo.processInfo.environment[Broadcast.environmentVariable] ?? "memory://"
-        return try made.withLock { made in
+    func get(app: App) throws(BroadcastError) -> Broadcast {
+        try made.withLock { made in
             if let made { return made }
+            let logger = self.logger ?? app.logger
+            let url = self.url ?? app.configuration.broadcastURL ?? "memory://"
             let result = Result { () throws(BroadcastError) in try Broadcast(url: url, logger: logger) }
             if case .failure(let error) = result { logger.error("broadcast URL: \(error)") }
             made = result

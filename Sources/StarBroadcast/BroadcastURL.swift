@@ -18,17 +18,17 @@ enum BroadcastURL: Sendable, Equatable {
     init(_ text: String) throws(BroadcastError) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased() else {
-            throw BroadcastError("not a broadcast URL: '\(text)' (use memory:// or postgres://user:password@host:port/database)")
+            throw .invalidURL("'\(text)' is not a URL (use memory:// or postgres://user:password@host:port/database)")
         }
         switch scheme {
         case "memory":
             self = .memory
         case "postgres", "postgresql":
             guard let host = components.host, !host.isEmpty else {
-                throw BroadcastError("the broadcast URL '\(text)' names no host")
+                throw .invalidURL("'\(text)' names no host")
             }
             guard let username = components.percentEncodedUser.flatMap({ $0.removingPercentEncoding }), !username.isEmpty else {
-                throw BroadcastError("the broadcast URL '\(text)' names no user")
+                throw .invalidURL("'\(text)' names no user")
             }
             let database = components.path.dropFirst()
             self = .postgres(PostgresSettings(
@@ -37,7 +37,7 @@ enum BroadcastURL: Sendable, Equatable {
                 database: database.isEmpty ? nil : String(database).removingPercentEncoding
             ))
         default:
-            throw BroadcastError("unsupported broadcast URL scheme '\(scheme)': use memory:// or postgres://")
+            throw .invalidURL("unsupported scheme '\(scheme)': use memory:// or postgres://")
         }
     }
 }

@@ -51,13 +51,13 @@ public struct TestWebSocket: Sendable {
 
     /// The next message, which must be text.
     public func receiveText(timeout: Duration? = nil) async throws -> String {
-        guard case .text(let text) = try await receive(timeout: timeout) else { throw TestWebSocketError("expected text, got binary") }
+        guard case .text(let text) = try await receive(timeout: timeout) else { throw TestWebSocketError.expectedText }
         return text
     }
 
     /// The next message, which must be binary.
     public func receiveBytes(timeout: Duration? = nil) async throws -> [UInt8] {
-        guard case .binary(let bytes) = try await receive(timeout: timeout) else { throw TestWebSocketError("expected binary, got text") }
+        guard case .binary(let bytes) = try await receive(timeout: timeout) else { throw TestWebSocketError.expectedBinary }
         return Array(bytes.readableBytesView)
     }
 
@@ -90,10 +90,4 @@ public struct WebSocketDenied: Error, Sendable, CustomStringConvertible {
     /// The denial response.
     public let response: TestResponse
     public var description: String { "WebSocket handshake denied with \(response.status.code): \(response.text)" }
-}
-
-/// A receive found the other kind of message.
-public struct TestWebSocketError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    init(_ description: String) { self.description = description }
 }

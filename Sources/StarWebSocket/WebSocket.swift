@@ -178,12 +178,57 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
 
 /// A message call that does not fit the session: receiving before `connect()`, or a text
 /// message where binary was expected (and the reverse).
-public struct WebSocketMessageError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let description: String
+///
+/// Compare the error, or its ``kind``, with a static member:
+///
+/// ```swift
+/// do {
+///     let text = try await ws.receiveText()
+/// } catch let error as WebSocketMessageError where error == .expectedText {
+///     await ws.close(code: .unsupportedData)
+/// }
+/// ```
+///
+/// New kinds may be added: a `switch` over kinds needs a `default`.
+public struct WebSocketMessageError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong: compare it with `==`.
+    public struct Kind: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, Sendable, Hashable {
+            case notConnected, expectedText, expectedBinary
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// `receive` or `send` before the handshake was accepted.
+        public static let notConnected = Kind(.notConnected)
+        /// `receiveText()` got a binary message.
+        public static let expectedText = Kind(.expectedText)
+        /// `receiveBytes()` got a text message.
+        public static let expectedBinary = Kind(.expectedBinary)
+
+        /// The kind's name, as in `WebSocketMessageError.Kind.expectedText`.
+        public var description: String { base.rawValue }
+
+        fileprivate var message: String {
+            switch base {
+            case .notConnected: "the WebSocket is not connected: call connect() first"
+            case .expectedText: "expected a text message, received binary"
+            case .expectedBinary: "expected a binary message, received text"
+            }
+        }
+    }
+
+    /// What went wrong.
+    public let kind: Kind
+    private init(_ kind: Kind) { self.kind = kind }
+
     /// `receive` or `send` before the handshake was accepted.
-    public static let notConnected = WebSocketMessageError(description: "the WebSocket is not connected: call connect() first")
+    public static let notConnected = WebSocketMessageError(.notConnected)
     /// `receiveText()` got a binary message.
-    public static let expectedText = WebSocketMessageError(description: "expected a text message, received binary")
+    public static let expectedText = WebSocketMessageError(.expectedText)
     /// `receiveBytes()` got a text message.
-    public static let expectedBinary = WebSocketMessageError(description: "expected a binary message, received text")
+    public static let expectedBinary = WebSocketMessageError(.expectedBinary)
+
+    /// One line saying what went wrong.
+    public var description: String { kind.message }
 }

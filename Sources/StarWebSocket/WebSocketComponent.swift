@@ -10,10 +10,12 @@ public struct WebSocketComponent: ComponentProvider {
     public var maxMessageSize: Int?
     /// Messages buffered before the server stops reading; `nil` keeps `--ws-max-queue` (32).
     public var maxQueue: Int?
-    /// Time between keepalive pings, `.zero` to disable; `nil` keeps `--ws-ping-interval` (20 s).
-    public var pingInterval: Duration?
-    /// Time to wait for a pong, `.zero` to wait forever; `nil` keeps `--ws-ping-timeout` (20 s).
-    public var pingTimeout: Duration?
+    /// Time between keepalive pings (`.seconds(5)`), or `.disabled`; `nil` keeps the server's
+    /// setting (`--ws-ping-interval`, 20 s).
+    public var pingInterval: Timer?
+    /// Time to wait for a pong before closing with 1011 (`.seconds(5)`), or `.disabled` to wait
+    /// forever; `nil` keeps the server's setting (`--ws-ping-timeout`, 20 s).
+    public var pingTimeout: Timer?
     /// The `Origin` values allowed to connect; `nil` (the default) allows every origin, as
     /// non-browser clients send none. A handshake from another origin is answered 403 before the handler runs.
     public var allowedOrigins: Set<String>?
@@ -26,8 +28,8 @@ public struct WebSocketComponent: ComponentProvider {
         maxMessageSize: Int? = nil,
         allowedOrigins: Set<String>? = nil,
         maxQueue: Int? = nil,
-        pingInterval: Duration? = nil,
-        pingTimeout: Duration? = nil,
+        pingInterval: Timer? = nil,
+        pingTimeout: Timer? = nil,
         compression: Bool? = nil
     ) {
         self.maxMessageSize = maxMessageSize
@@ -43,8 +45,8 @@ public struct WebSocketComponent: ComponentProvider {
         var options = defaults
         if let maxMessageSize { options.maxMessageSize = maxMessageSize }
         if let maxQueue { options.maxQueue = maxQueue }
-        if let pingInterval { options.pingInterval = pingInterval == .zero ? nil : pingInterval }
-        if let pingTimeout { options.pingTimeout = pingTimeout == .zero ? nil : pingTimeout }
+        if let pingInterval { options.pingInterval = pingInterval.duration }
+        if let pingTimeout { options.pingTimeout = pingTimeout.duration }
         if let compression { options.perMessageDeflate = compression }
         return options
     }
@@ -63,6 +65,40 @@ public struct WebSocketComponent: ComponentProvider {
         }
         return WebSocket(handshake: handshake, request: context.request,
                          options: options(over: handshake.transport.defaultOptions))
+    }
+}
+
+extension WebSocketComponent {
+    /// A keepalive setting of the component: a positive duration, or ``disabled``. (Where the
+    /// component has no setting, the property is `nil`: the server's setting applies.)
+    ///
+    /// ```swift
+    /// WebSocketComponent(pingInterval: .seconds(5), pingTimeout: .disabled)
+    /// ```
+    public struct Timer: Sendable, Hashable {
+        /// The duration, or `nil` when disabled: the value of the matching ``WebSocketOptions`` field.
+        public let duration: Duration?
+
+        private init(duration: Duration?) { self.duration = duration }
+
+        /// No pings (``WebSocketComponent/pingInterval``), or no limit on waiting for the pong
+        /// (``WebSocketComponent/pingTimeout``).
+        public static let disabled = Timer(duration: nil)
+
+        /// After `duration`, which must be positive (to turn the timer off, use ``disabled``).
+        public static func after(_ duration: Duration) -> Timer {
+            precondition(duration > .zero, "a WebSocket timer must be positive (use .disabled to turn it off), not \(duration)")
+            return Timer(duration: duration)
+        }
+
+        /// After `seconds` seconds (positive).
+        public static func seconds(_ seconds: some BinaryInteger) -> Timer { after(.seconds(seconds)) }
+
+        /// After `seconds` seconds (positive).
+        public static func seconds(_ seconds: Double) -> Timer { after(.seconds(seconds)) }
+
+        /// After `milliseconds` milliseconds (positive).
+        public static func milliseconds(_ milliseconds: some BinaryInteger) -> Timer { after(.milliseconds(milliseconds)) }
     }
 }
 

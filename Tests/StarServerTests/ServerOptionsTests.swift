@@ -13,6 +13,7 @@ import Testing
         #expect(configuration.keepAliveTimeout == .seconds(5))
         #expect(configuration.concurrencyLimit == nil && configuration.tls == nil && configuration.proxyHeaders)
         #expect(configuration.executor == .eventLoop)
+        #expect(configuration.logLevel == .info, "app.main() always sets a level: info unless told")
     }
 
     @Test func optionsMapToTheConfiguration() throws {
@@ -40,6 +41,21 @@ import Testing
                       ["--executor", "main"]])
     func badValuesAreRejected(_ arguments: [String]) {
         #expect(throws: (any Error).self) { try ServerOptions.parse(arguments) }
+    }
+
+    @Test func broadcastURLReachesTheAppsConfiguration() throws {
+        @Sendable @concurrent func ok() async -> String { "ok" }
+        let app = App(routes: [Route("/", .get, ok)], configuration: .init(broadcastURL: "memory://"))
+        app.adopt(try ServerOptions.parse([]))
+        #expect(app.configuration.broadcastURL == "memory://", "no option keeps the app's own URL")
+        app.adopt(try ServerOptions.parse(["--broadcast-url", "postgres://star@db/chat", "--log-level", "error"]))
+        #expect(app.configuration.broadcastURL == "postgres://star@db/chat")
+        #expect(app.logger.logLevel == .error)
+
+        let environment = ["STAR_BROADCAST_URL": "postgres://star@env/chat"]
+        let fromEnvironment = App(routes: [Route("/", .get, ok)])
+        fromEnvironment.adopt(try ServerOptions.parse(ServerOptions.arguments([], environment: environment)))
+        #expect(fromEnvironment.configuration.broadcastURL == "postgres://star@env/chat")
     }
 
     @Test func environmentFillsWhatTheCommandLineDoesNotGive() throws {

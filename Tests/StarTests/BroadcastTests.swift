@@ -91,8 +91,37 @@ import Testing
         }
     }
 
+    /// A route that publishes one message to itself and answers it.
+    @Sendable @concurrent static func roundTrip(broadcast: Broadcast) async throws -> String {
+        try await broadcast.subscribe(to: "echo") { events in
+            try await broadcast.publish("echo", text: "round trip")
+            for await event in events { if case .text(let text) = event.message { return text } }
+            return "ended"
+        }
+    }
+
+    @Test func theComponentUsesItsOwnURLThenTheAppsThenMemory() async throws {
+        let route = Route("/", .get, Self.roundTrip)
+        let plain = try TestClient(App(routes: [route], components: [try BroadcastComponent()]))
+        #expect(await plain.get("/").text == "round trip", "neither URL: memory://")
+
+        // The app's URL is what the component uses without one of its own: a bad one fails the request.
+        let broken = App(routes: [route], components: [try BroadcastComponent()],
+                         configuration: .init(broadcastURL: "redis://cache"))
+        #expect(await (try TestClient(broken)).get("/").status == .internalServerError)
+        let fromApp = App(routes: [route], components: [try BroadcastComponent()],
+                          configuration: .init(broadcastURL: "memory://"))
+        #expect(await (try TestClient(fromApp)).get("/").text == "round trip")
+
+        let own = App(routes: [route], components: [try BroadcastComponent(url: "memory://")],
+                      configuration: .init(broadcastURL: "redis://cache"))
+        #expect(await (try TestClient(own)).get("/").text == "round trip", "the component's URL wins")
+    }
+
     @Test(arguments: ["redis://x", "postgres://", "postgres:///db", "not a url"])
     func badURLsAreRefusedWithAReason(_ url: String) {
-        #expect(throws: BroadcastError.self) { try Broadcast(url: url) }
+        let error = #expect(throws: BroadcastError.self) { try Broadcast(url: url) }
+        #expect(error?.kind == .invalidURL)
+        #expect(throws: BroadcastError.self, "the component checks a URL it is given at once") { try BroadcastComponent(url: url) }
     }
 }

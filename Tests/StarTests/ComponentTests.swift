@@ -145,26 +145,22 @@ struct Paging: Decodable, Sendable {
     @Test func missingComponentIsAStartupErrorNamingRouteAndType() {
         @Sendable @concurrent func handler(thing: Unprovided) async -> String { "" }
         let app = App(routes: [Route("/", .get, handler, name: "needs-thing")])
-        do throws(RouteError) {
-            _ = try TestClient(app)
-            Issue.record("expected a startup error")
-        } catch {
-            #expect(error.description.contains("needs-thing"))
-            #expect(error.description.contains("Unprovided"))
-        }
+        let error = #expect(throws: RouteError.self) { try TestClient(app) }
+        #expect(error?.kind == .unresolvable)
+        #expect(error?.route == "needs-thing")
+        #expect(error?.typeName == String(reflecting: Unprovided.self))
+        #expect(error == .unresolvable(route: "needs-thing", type: Unprovided.self))
     }
 
     @Test func missingDependencyOfAProviderIsAStartupError() {
         @Sendable @concurrent func handler(session: Session) async -> String { "" }
         let app = App(routes: [Route("/", .get, handler, name: "r")],
                       components: [Provide(Session.self) { (_: Unprovided) in Session(id: 0) }])
-        do throws(RouteError) {
-            _ = try TestClient(app)
-            Issue.record("expected a startup error")
-        } catch {
-            #expect(error.description.contains("Unprovided"))
-            #expect(error.description.contains("Session"))
-        }
+        let error = #expect(throws: RouteError.self) { try TestClient(app) }
+        #expect(error?.kind == .unresolvable)
+        #expect(error?.typeName == String(reflecting: Unprovided.self))
+        #expect(error == .unresolvable(route: "r", type: Unprovided.self, neededBy: Session.self))
+        #expect(error != .unresolvable(route: "r", type: Unprovided.self), "the dependent component is part of the error")
     }
 
     @Test func dependencyCycleIsAStartupError() {
@@ -173,6 +169,8 @@ struct Paging: Decodable, Sendable {
         @Sendable @concurrent func handler(a: A) async -> String { "" }
         let app = App(routes: [Route("/", .get, handler)],
                       components: [Provide(A.self) { (_: B) in A() }, Provide(B.self) { (_: A) in B() }])
-        #expect(throws: RouteError.self) { try TestClient(app) }
+        let error = #expect(throws: RouteError.self) { try TestClient(app) }
+        #expect(error?.kind == .dependencyCycle)
+        #expect(error?.route == "GET /")
     }
 }

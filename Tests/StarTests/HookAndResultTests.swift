@@ -121,6 +121,8 @@ struct Payload: Codable, Sendable, Equatable { let a: Int }
     @Test func unrenderableResultIsAStartupError() {
         struct Opaque: Sendable {}
         @Sendable @concurrent func handler() async -> Opaque { Opaque() }
-        #expect(throws: RouteError.self) { try TestClient(App(routes: [Route("/", .get, handler, name: "opaque")])) }
+        let error = #expect(throws: RouteError.self) { try TestClient(App(routes: [Route("/", .get, handler, name: "opaque")])) }
+        #expect(error?.kind == .unrenderableResult)
+        #expect(error == .unrenderableResult(route: "opaque", type: Opaque.self))
     }
 }

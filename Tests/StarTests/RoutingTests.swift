@@ -61,13 +61,11 @@ import Testing
     }
 
     @Test func reverseURLErrorsAreClear() throws {
-        #expect(throws: RouteError.self) { try Self.app.url(for: "missing") }
-        do {
-            _ = try Self.app.url(for: "user")
-            Issue.record("expected a missing-parameter error")
-        } catch {
-            #expect(error.description.contains("{id}"))
-        }
+        let unknown = #expect(throws: RouteError.self) { try Self.app.url(for: "missing") }
+        #expect(unknown?.kind == .unknownName && unknown?.route == "missing")
+        let missing = #expect(throws: RouteError.self) { try Self.app.url(for: "user") }
+        #expect(missing?.kind == .missingParameter && missing?.template == "/users/{id}")
+        #expect(missing == .missingParameter("id", template: "/users/{id}"))
     }
 
     @Test func defaultNameIsMethodAndTemplate() throws {
@@ -78,19 +76,32 @@ import Testing
     @Test(arguments: ["users/{id}", "/a/{+rest}/b", "/a/x{id}", "/a/{id}/{id}", "/a/{}", "/a/{na-me}"])
     func malformedTemplatesFailAtStartup(_ template: String) {
         let app = App(routes: [Route(template, .get, Self.ok)])
-        #expect(throws: RouteError.self) { try TestClient(app) }
+        let error = #expect(throws: RouteError.self) { try TestClient(app) }
+        #expect(error?.kind == .invalidTemplate)
+        #expect(error?.template == template)
+    }
+
+    @Test func includePrefixWithoutSlashFailsAtStartup() {
+        let error = #expect(throws: RouteError.self) { try TestClient(App(routes: [Include("api", routes: [Route("/a", .get, Self.ok)])])) }
+        #expect(error?.kind == .invalidTemplate && error?.template == "api")
     }
 
     @Test func duplicateNamesAndTemplatesFailAtStartup() {
-        #expect(throws: RouteError.self) {
+        #expect(throws: RouteError.duplicateName("x")) {
             try TestClient(App(routes: [Route("/a", .get, Self.ok, name: "x"), Route("/b", .get, Self.ok, name: "x")]))
         }
-        #expect(throws: RouteError.self) {
+        let duplicate = #expect(throws: RouteError.self) {
             try TestClient(App(routes: [Route("/a", .get, Self.ok, name: "x"), Route("/a", .get, Self.ok, name: "y")]))
         }
-        #expect(throws: RouteError.self) {
+        #expect(duplicate?.kind == .duplicateRoute && duplicate?.route == "y" && duplicate?.template == "/a")
+        let conflict = #expect(throws: RouteError.self) {
             try TestClient(App(routes: [Route("/a/{x}", .get, Self.ok), Route("/a/{y}", .post, Self.ok)]))
         }
+        #expect(conflict?.kind == .conflictingVariable && conflict?.route == "POST /a/{y}")
+        let restConflict = #expect(throws: RouteError.self) {
+            try TestClient(App(routes: [Route("/f/{+x}", .get, Self.ok), Route("/f/{+y}", .post, Self.ok)]))
+        }
+        #expect(restConflict?.kind == .conflictingVariable && restConflict?.template == "/f/{+y}")
     }
 
     @Test func routerMatchesOneOfAThousandRoutes() throws {

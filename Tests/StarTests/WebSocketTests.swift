@@ -126,13 +126,15 @@ struct ErrorSpy: EventHook {
     }
 
     @Test func subprotocolChosenAndRefused() async throws {
+        let log = Log()
         @Sendable @concurrent func handler(ws: WebSocket) async throws {
             if ws.subprotocols.contains("chat") {
                 try await ws.connect(subprotocol: "chat")
             } else {
                 do {
                     try await ws.connect(subprotocol: "chat")
-                } catch is WebSocketHandshakeError {
+                } catch let error as WebSocketHandshakeError where error.kind == .subprotocolNotOffered {
+                    log.add("refused \(error.subprotocol ?? "?")")
                     try await ws.connect()
                 }
             }
@@ -140,6 +142,39 @@ struct ErrorSpy: EventHook {
         let client = try TestClient(App(routes: [Route("/", .get, handler)]))
         #expect(try await client.websocketConnect("/", subprotocols: ["x", "chat"]).subprotocol == "chat")
         #expect(try await client.websocketConnect("/", subprotocols: ["x"]).subprotocol == nil)
+        #expect(log.all == ["refused chat"])
+    }
+
+    @Test func decidingAHandshakeTwiceIsAMatchableError() async throws {
+        @Sendable @concurrent func handler(ws: WebSocket) async throws {
+            try await ws.connect()
+            var refused: [String] = []
+            do { try await ws.connect() } catch let error as WebSocketHandshakeError where error.kind == .alreadyDecided {
+                refused.append("connect")
+            }
+            do { try ws.deny() } catch let error as WebSocketHandshakeError where error.kind == .alreadyDecided {
+                refused.append("deny")
+            }
+            try await ws.send(text: refused.joined(separator: " "))
+        }
+        let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
+        #expect(try await ws.receiveText() == "connect deny")
+    }
+
+    @Test func receivingBeforeConnectIsNotConnected() async throws {
+        let log = Log()
+        @Sendable @concurrent func handler(ws: WebSocket) async throws {
+            do {
+                _ = try await ws.receive()
+            } catch let error as WebSocketMessageError {
+                log.add("\(error.kind)")
+                throw error
+            }
+        }
+        let client = try TestClient(App(routes: [Route("/", .get, handler)]))
+        let denied = await #expect(throws: WebSocketDenied.self) { try await client.websocketConnect("/") }
+        #expect(denied?.response.status == .forbidden)
+        #expect(log.all == ["notConnected"])
     }
 
     @Test func peerCloseEndsReceiveWithItsCode() async throws {
@@ -189,8 +224,13 @@ struct ErrorSpy: EventHook {
             try await ws.send(bytes: bytes.readableBytesView.reversed())
             do {
                 _ = try await ws.receiveText()
-            } catch let error as WebSocketMessageError {
-                try await ws.send(text: error.description)
+            } catch let error as WebSocketMessageError where error == .expectedText {
+                try await ws.send(text: "\(error.kind)")
+            }
+            do {
+                _ = try await ws.receiveBytes()
+            } catch let error as WebSocketMessageError where error.kind == .expectedBinary {
+                try await ws.send(bytes: [9])
             }
         }
         let ws = try await TestClient(App(routes: [Route("/", .get, handler)])).websocketConnect("/")
@@ -199,7 +239,30 @@ struct ErrorSpy: EventHook {
         try await ws.send(bytes: [1, 2, 3])
         #expect(try await ws.receiveBytes() == [3, 2, 1])
         try await ws.send(bytes: [0])
-        #expect(try await ws.receiveText() == WebSocketMessageError.expectedText.description)
+        await #expect(throws: TestWebSocketError.expectedBinary) { try await ws.receiveBytes() }  // the handler's "expectedText"
+        try await ws.send(text: "not bytes")
+        let wrong = await #expect(throws: TestWebSocketError.self) { try await ws.receiveText() }
+        #expect(wrong?.kind == .expectedText)
+    }
+
+    @Test func componentTimersKeepDisableOrReplaceTheServers() async throws {
+        let server = WebSocketOptions(pingInterval: .seconds(20), pingTimeout: .seconds(20))
+        let kept = WebSocketComponent().options(over: server)
+        #expect(kept.pingInterval == .seconds(20) && kept.pingTimeout == .seconds(20), "nil keeps the server's")
+        let off = WebSocketComponent(pingInterval: .disabled, pingTimeout: .disabled).options(over: server)
+        #expect(off.pingInterval == nil && off.pingTimeout == nil)
+        let set = WebSocketComponent(pingInterval: .seconds(5), pingTimeout: .milliseconds(1500)).options(over: server)
+        #expect(set.pingInterval == .seconds(5) && set.pingTimeout == .milliseconds(1500))
+        #expect(WebSocketComponent(pingInterval: .after(.seconds(1))).options(over: WebSocketOptions(pingInterval: nil)).pingInterval == .seconds(1))
+
+        @Sendable @concurrent func handler(ws: WebSocket) async throws {
+            try await ws.connect()
+            try await ws.send(text: "\(ws.options.pingInterval == nil) \(ws.options.pingTimeout == .seconds(3))")
+        }
+        let app = App(routes: [Route("/", .get, handler)],
+                      components: [WebSocketComponent(pingInterval: .disabled, pingTimeout: .seconds(3))])
+        let ws = try await TestClient(app).websocketConnect("/")
+        #expect(try await ws.receiveText() == "true true", "the session runs with the component's timers")
     }
 
     @Test func concurrentSendersAndAReceiverAtOnce() async throws {

@@ -12,6 +12,11 @@ import Star
 import StarBroadcast
 import Synchronization
 
+/// A run that cannot go on.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+}
+
 struct Options {
     var subscribers = 1000
     var messages = 200
@@ -76,7 +81,7 @@ func phase(_ broadcast: Broadcast, channel: String, subscribers: Int, count: Int
         }
         let deadline = ContinuousClock.now + .seconds(30)
         while broadcast.subscriberCount < subscribers {
-            guard ContinuousClock.now < deadline else { throw BroadcastError("subscribers did not start in 30 s") }
+            guard ContinuousClock.now < deadline else { throw BenchError(description: "subscribers did not start in 30 s") }
             try await Task.sleep(for: .milliseconds(5))
         }
         try await Task.sleep(for: .milliseconds(200))  // LISTEN in effect everywhere

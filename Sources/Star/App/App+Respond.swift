@@ -37,8 +37,8 @@ extension App {
     /// whole life, hold only what running the handler needs.
     @inline(never)
     private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
-        guard request.body.readableBytes <= configuration.maxBodySize else {
-            return .answered(HTTPError(.contentTooLarge, detail: "Request body is larger than \(configuration.maxBodySize) bytes").response)
+        guard request.body.readableBytes <= maxBodySize else {
+            return .answered(HTTPError(.contentTooLarge, detail: "Request body is larger than \(maxBodySize) bytes").response)
         }
         let router: Router
         do { router = try self.router } catch {

@@ -19,16 +19,27 @@ public final class App: Sendable {
     public struct Configuration: Sendable {
         /// The largest request body accepted, in bytes; larger bodies are answered `413`.
         public var maxBodySize: Int
+        /// Where StarBroadcast's `BroadcastComponent()` (made without a URL) publishes: `memory://` or
+        /// `postgres://user:password@host:port/database`; `nil` means `memory://`. `app.main()` sets it
+        /// from `--broadcast-url` (or `STAR_BROADCAST_URL`) when either is given.
+        public var broadcastURL: String?
+
         /// Creates a configuration; the body limit defaults to 1 MiB.
-        public init(maxBodySize: Int = 1 << 20) { self.maxBodySize = maxBodySize }
+        public init(maxBodySize: Int = 1 << 20, broadcastURL: String? = nil) {
+            self.maxBodySize = maxBodySize
+            self.broadcastURL = broadcastURL
+        }
     }
 
     /// The route entries as given.
     public let entries: [any RouteEntry]
     /// The event hooks, in `onRequest` order.
     public let eventHooks: [any EventHook]
-    /// The app's settings.
-    public let configuration: Configuration
+    /// The app's settings: those given to `init`, with what `app.main()` filled in from its options.
+    public var configuration: Configuration { configurationBox.withLock { $0 } }
+    /// ``Configuration/maxBodySize``, read on every request without the lock (it never changes).
+    package let maxBodySize: Int
+    private let configurationBox: Mutex<Configuration>
     /// The logger the app and its requests log through (`label: "star"` unless given).
     public var logger: Logger { loggerBox.withLock { $0 } }
     private let loggerBox: Mutex<Logger>
@@ -48,7 +59,8 @@ public final class App: Sendable {
     ) {
         self.entries = routes
         self.eventHooks = eventHooks
-        self.configuration = configuration
+        self.configurationBox = Mutex(configuration)
+        self.maxBodySize = configuration.maxBodySize
         self.loggerBox = Mutex(logger)
         var providers: [ObjectIdentifier: AnyComponentProvider] = [:]
         for component in components {
@@ -70,7 +82,7 @@ public final class App: Sendable {
     public func validate() throws(RouteError) {
         let router = try self.router
         for route in router.routes {
-            if let problem = route.resultError { throw RouteError("route '\(route.name)': \(problem)") }
+            if let result = route.unrenderableResult { throw .unrenderableResult(route: route.name, type: result) }
             for type in route.parameterTypes {
                 try checkProvided(type, route: route.name, chain: [])
             }
@@ -79,14 +91,14 @@ public final class App: Sendable {
 
     private func checkProvided(_ type: Any.Type, route: String, chain: [Any.Type]) throws(RouteError) {
         if chain.contains(where: { $0 == type }) {
-            throw RouteError("route '\(route)': components depend on each other in a cycle through \(String(reflecting: type))")
+            throw .dependencyCycle(route: route, type: type)
         }
         if let provider = providers[ObjectIdentifier(type)] {
             for dependency in provider.dependencies {
                 try checkProvided(dependency, route: route, chain: chain + [type])
             }
         } else if !(type is any Component.Type) {
-            throw RouteError.unresolvable(route: route, type: type, via: chain.last.map { String(reflecting: $0) })
+            throw .unresolvable(route: route, type: type, neededBy: chain.last)
         }
     }
 
@@ -98,6 +110,11 @@ public final class App: Sendable {
     /// Changes the level of the app's logger (the server sets it from `--log-level`).
     public func setLogLevel(_ level: Logger.Level) {
         loggerBox.withLock { $0.logLevel = level }
+    }
+
+    /// Sets ``Configuration/broadcastURL`` (`app.main()` does, from `--broadcast-url`, before it serves).
+    package func setBroadcastURL(_ url: String) {
+        configurationBox.withLock { $0.broadcastURL = url }
     }
 
     /// A new request id: short, unique within this app's life.

@@ -144,8 +144,8 @@ public struct Body<T: Decodable & Sendable>: Component, Sendable {
 
     public static func resolve(in context: RequestContext) async throws -> Body<T> {
         let request = context.request
-        guard request.body.readableBytes <= context.app.configuration.maxBodySize else {
-            throw HTTPError(.contentTooLarge, detail: "Request body is larger than \(context.app.configuration.maxBodySize) bytes")
+        guard request.body.readableBytes <= context.app.maxBodySize else {
+            throw HTTPError(.contentTooLarge, detail: "Request body is larger than \(context.app.maxBodySize) bytes")
         }
         let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingSpaces.lowercased() ?? ""
         guard type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")) else {

@@ -30,7 +30,8 @@ public struct Route: RouteEntry {
     public let isWebSocket: Bool
 
     let invoke: @Sendable (RequestContext) async throws -> Response
-    let resultError: String?
+    /// The handler's result type when no renderer fits it (a startup error), else `nil`.
+    let unrenderableResult: Any.Type?
 
     /// Creates a route.
     ///
@@ -58,7 +59,7 @@ public struct Route: RouteEntry {
         self.parameterTypes = types
         self.isWebSocket = types.contains { $0 is any WebSocketComponentType.Type }
         let render = ResultRenderer.make(for: R.self)
-        self.resultError = render == nil ? "cannot render \(String(reflecting: R.self)) as a response: return Response, String, [UInt8], an Encodable or nothing" : nil
+        self.unrenderableResult = render == nil ? R.self : nil
         let renderer = render ?? { _ in Response(status: .noContent) }
         self.invoke = { context in
             let result = try await handler(repeat try await context.resolve((each C).self))
@@ -74,7 +75,7 @@ public struct Route: RouteEntry {
         self.parameterTypes = route.parameterTypes
         self.isWebSocket = route.isWebSocket
         self.invoke = route.invoke
-        self.resultError = route.resultError
+        self.unrenderableResult = route.unrenderableResult
     }
 
     public func routes(prefix: String, namespace: String) throws(RouteError) -> [Route] {
@@ -106,7 +107,7 @@ public struct Include: RouteEntry {
 
     public func routes(prefix: String, namespace: String) throws(RouteError) -> [Route] {
         guard self.prefix.isEmpty || self.prefix.hasPrefix("/") else {
-            throw .invalidTemplate(self.prefix, "an include prefix must start with '/'")
+            throw .invalidTemplate(self.prefix, reason: "an include prefix must start with '/'")
         }
         let inner = namespace + (name.map { $0 + ":" } ?? "")
         var all: [Route] = []

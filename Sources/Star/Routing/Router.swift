@@ -34,7 +34,7 @@ public struct Router: Sendable {
         for (index, route) in routes.enumerated() {
             let template = try URITemplate(route.template)
             guard byName.updateValue(index, forKey: route.name) == nil else {
-                throw .duplicate("two routes are named '\(route.name)'")
+                throw .duplicateName(route.name)
             }
             var node = root
             for segment in template.segments {
@@ -49,7 +49,7 @@ public struct Router: Sendable {
                 case .variable(let name):
                     if let existing = node.variable {
                         guard existing.name == name else {
-                            throw .duplicate("route '\(route.name)' names '{\(name)}' where another route has '{\(existing.name)}'")
+                            throw .conflictingVariable(route: route.name, template: route.template, variable: name, existing: existing.name)
                         }
                         node = existing.node
                     } else {
@@ -59,11 +59,12 @@ public struct Router: Sendable {
                     }
                 case .rest(let name):
                     if let existing = node.rest, existing.name != name {
-                        throw .duplicate("route '\(route.name)' names '{+\(name)}' where another route has '{+\(existing.name)}'")
+                        throw .conflictingVariable(route: route.name, template: route.template, variable: name, existing: existing.name,
+                                                  isRest: true)
                     }
                     var methods = node.rest?.routes ?? [:]
                     guard methods.updateValue(index, forKey: route.method) == nil else {
-                        throw .duplicate("two \(route.method) routes have the template '\(route.template)'")
+                        throw .duplicateRoute(route: route.name, method: route.method.rawValue, template: route.template)
                     }
                     node.rest = (name, methods)
                     continue
@@ -71,7 +72,7 @@ public struct Router: Sendable {
             }
             if case .rest = template.segments.last { continue }
             guard node.routes.updateValue(index, forKey: route.method) == nil else {
-                throw .duplicate("two \(route.method) routes have the template '\(route.template)'")
+                throw .duplicateRoute(route: route.name, method: route.method.rawValue, template: route.template)
             }
         }
         self.routes = routes

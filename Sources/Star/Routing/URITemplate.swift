@@ -22,13 +22,13 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
     public init(_ template: String) throws(RouteError) {
         // Split on the `/` byte, as the router splits paths: splitting by Character would miss a `/`
         // that a combining mark follows (`/\u{301}`), and such a template could never match.
-        guard template.utf8.first == UInt8(ascii: "/") else { throw .invalidTemplate(template, "it must start with '/'") }
+        guard template.utf8.first == UInt8(ascii: "/") else { throw .invalidTemplate(template, reason: "it must start with '/'") }
         self.template = template
         var segments: [Segment] = []
         var names: Set<String> = []
         for raw in template.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Substring.init) {
             if segments.last.map({ if case .rest = $0 { true } else { false } }) == true {
-                throw .invalidTemplate(template, "'{+…}' must be the last segment")
+                throw .invalidTemplate(template, reason: "'{+…}' must be the last segment")
             }
             let piece = String(raw)
             guard piece.contains("{") || piece.contains("}") else {
@@ -37,14 +37,14 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
             }
             guard piece.hasPrefix("{"), piece.hasSuffix("}"), piece.count > 2,
                 piece.dropFirst().dropLast().allSatisfy({ $0 != "{" && $0 != "}" })
-            else { throw .invalidTemplate(template, "'\(piece)' must be a whole segment like {name} or {+name}") }
+            else { throw .invalidTemplate(template, reason: "'\(piece)' must be a whole segment like {name} or {+name}") }
             var name = String(piece.dropFirst().dropLast())
             let isRest = name.hasPrefix("+")
             if isRest { name.removeFirst() }
             guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                throw .invalidTemplate(template, "'\(name)' is not a valid variable name")
+                throw .invalidTemplate(template, reason: "'\(name)' is not a valid variable name")
             }
-            guard names.insert(name).inserted else { throw .invalidTemplate(template, "'\(name)' appears twice") }
+            guard names.insert(name).inserted else { throw .invalidTemplate(template, reason: "'\(name)' appears twice") }
             segments.append(isRest ? .rest(name) : .variable(name))
         }
         self.segments = segments
@@ -70,10 +70,10 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
             switch segment {
             case .literal(let text): path += text
             case .variable(let name):
-                guard let value = values[name] else { throw .missingParameter(template, name) }
+                guard let value = values[name] else { throw .missingParameter(name, template: template) }
                 path += PercentEncoding.encode(value, keepingSlash: false)
             case .rest(let name):
-                guard let value = values[name] else { throw .missingParameter(template, name) }
+                guard let value = values[name] else { throw .missingParameter(name, template: template) }
                 path += PercentEncoding.encode(value, keepingSlash: true)
             }
         }

@@ -41,10 +41,10 @@ public final class WebSocketHandshake: Sendable {
     /// the subprotocol was not offered.
     public func accept(subprotocol: String?, headers: HTTPFields, options: WebSocketOptions) async throws {
         if let subprotocol, !offeredSubprotocols.contains(subprotocol) {
-            throw WebSocketHandshakeError("subprotocol '\(subprotocol)' was not offered by the client (offered: \(offeredSubprotocols))")
+            throw WebSocketHandshakeError.subprotocolNotOffered(subprotocol, offered: offeredSubprotocols)
         }
         try state.withLock { state in
-            guard case .pending = state else { throw WebSocketHandshakeError("the handshake was already \(state.word)") }
+            guard case .pending = state else { throw WebSocketHandshakeError.alreadyDecided(state) }
             state = .accepting
         }
         var fields = headers
@@ -61,7 +61,7 @@ public final class WebSocketHandshake: Sendable {
     /// Chooses the response that denies the handshake; throws if it was already accepted.
     public func deny(_ response: Response) throws {
         try state.withLock { state in
-            guard case .pending = state else { throw WebSocketHandshakeError("the handshake was already \(state.word)") }
+            guard case .pending = state else { throw WebSocketHandshakeError.alreadyDecided(state) }
             state = .denied(response)
         }
     }
@@ -80,7 +80,58 @@ extension WebSocketHandshake.State {
 
 /// A handshake call that cannot be honoured: accepting twice, denying after accepting, or a
 /// subprotocol the client did not offer.
-public struct WebSocketHandshakeError: Error, Sendable, CustomStringConvertible {
+///
+/// Match the ``kind``:
+///
+/// ```swift
+/// do {
+///     try await ws.connect(subprotocol: "chat")
+/// } catch let error as WebSocketHandshakeError where error.kind == .subprotocolNotOffered {
+///     try await ws.connect()
+/// }
+/// ```
+///
+/// Two errors are equal when every property is; compare ``kind`` to match a case whatever its data.
+/// New kinds may be added: a `switch` over kinds needs a `default`.
+public struct WebSocketHandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong, without the details: compare it with `==`.
+    public struct Kind: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, Sendable, Hashable {
+            case subprotocolNotOffered, alreadyDecided
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// `connect(subprotocol:)` named a subprotocol the client did not offer.
+        public static let subprotocolNotOffered = Kind(.subprotocolNotOffered)
+        /// The handshake was already accepted, being accepted, or denied.
+        public static let alreadyDecided = Kind(.alreadyDecided)
+
+        /// The kind's name, as in `WebSocketHandshakeError.Kind.alreadyDecided`.
+        public var description: String { base.rawValue }
+    }
+
+    /// What went wrong.
+    public let kind: Kind
+    /// The subprotocol that was refused (``Kind/subprotocolNotOffered``), else `nil`.
+    public let subprotocol: String?
+    /// One line saying what went wrong.
     public let description: String
-    init(_ description: String) { self.description = description }
+
+    private init(_ kind: Kind, subprotocol: String? = nil, _ description: String) {
+        self.kind = kind
+        self.subprotocol = subprotocol
+        self.description = description
+    }
+
+    /// The handler chose `subprotocol`, which is not among those the client `offered`.
+    public static func subprotocolNotOffered(_ subprotocol: String, offered: [String]) -> WebSocketHandshakeError {
+        WebSocketHandshakeError(.subprotocolNotOffered, subprotocol: subprotocol,
+                                "subprotocol '\(subprotocol)' was not offered by the client (offered: \(offered))")
+    }
+
+    /// The handshake was no longer pending: `state` is where it stood.
+    public static func alreadyDecided(_ state: WebSocketHandshake.State) -> WebSocketHandshakeError {
+        WebSocketHandshakeError(.alreadyDecided, "the handshake was already \(state.word)")
+    }
 }

@@ -5,12 +5,13 @@ public struct WebSocketOptions: Sendable, Equatable {
     /// How many received messages may wait for the handler before the transport stops reading
     /// the socket (the peer is then pushed back by TCP).
     public var maxQueue: Int
-    /// How often the server pings an idle peer; `nil` disables pings.
+    /// How often the server pings an idle peer (a positive duration); `nil` disables pings.
     ///
     /// The server checks its sessions' timers (this one, ``pingTimeout`` and ``closeTimeout``) every
     /// tenth of the shortest of them, between 10 ms and 1 s: each fires at most that much late.
     public var pingInterval: Duration?
-    /// How long the server waits for the pong before it closes with 1011; `nil` waits forever.
+    /// How long the server waits for the pong before it closes with 1011 (a positive duration);
+    /// `nil` waits forever.
     public var pingTimeout: Duration?
     /// How long the server waits for the peer's close frame after sending its own.
     public var closeTimeout: Duration

@@ -121,7 +121,7 @@ final class PostgresBackend: BroadcastBackend {
                         }
                     }
                 }
-                throw BroadcastError("the LISTEN connection ended")
+                throw BroadcastError.unavailable("the LISTEN connection ended")
             } catch {
                 if Task.isCancelled { break }
                 state.withLock { state in
@@ -193,7 +193,7 @@ final class PostgresBackend: BroadcastBackend {
             logger: logger)
         var id: Int64?
         for try await value in rows.decode(Int64.self) { id = value }
-        guard let id else { throw BroadcastError("INSERT returned no id") }
+        guard let id else { throw BroadcastError.unavailable("PostgreSQL returned no id for the stored message") }
         try await connection.query("SELECT pg_notify(\(Self.channel), \("r\(id)"))", logger: logger)
         let cleanUp = state.withLock { state in
             state.storedSinceCleanup += 1

@@ -9,20 +9,17 @@ extension App {
     /// and exits with status 2.
     public func main(arguments: [String] = Array(CommandLine.arguments.dropFirst())) async throws {
         let options = ServerOptions.parseOrExit2(arguments)
-        setLogLevel(options.logLevel)
-        // Components outside the server (StarBroadcast's BroadcastComponent) read their URL from
-        // the environment, so the option reaches them without the server knowing them.
-        if let url = options.broadcastUrl { setenv("STAR_BROADCAST_URL", url, 1) }
+        adopt(options)
         if options.reload && ProcessInfo.processInfo.environment["STAR_RELOAD_CHILD"] == nil {
             try await superviseWithReload(options: options, arguments: arguments)
             return
         }
         do {
             try validate()
+            // The server itself cancels handlers past --timeout-graceful-shutdown.
             let server = Server(app: self, configuration: options.configuration)
-            var configuration = ServiceGroupConfiguration(
+            let configuration = ServiceGroupConfiguration(
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            configuration.maximumGracefulShutdownDuration = options.configuration.gracefulShutdownTimeout
             try await ServiceGroup(configuration: configuration).run()
         } catch {
             // A startup failure (routes, a port in use, unreadable TLS files) is one line and exit 1, as in Uvicorn.
@@ -30,6 +27,13 @@ extension App {
             Foundation.exit(1)
         }
         logger.info("Star stopped")
+    }
+
+    /// Takes what belongs to the app from `options`: the log level, and the broadcast URL (which
+    /// StarBroadcast's `BroadcastComponent()` reads from the app's configuration on first use).
+    func adopt(_ options: ServerOptions) {
+        setLogLevel(options.logLevel)
+        if let url = options.broadcastUrl { setBroadcastURL(url) }
     }
 
     /// Runs `--reload`: this process watches and rebuilds; a child process of the same executable

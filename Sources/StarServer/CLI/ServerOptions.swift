@@ -42,7 +42,7 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds between keepalive pings (0 disables).")
     public var wsPingInterval: Double = 20
 
-    @Option(help: "Seconds to wait for a pong before closing with 1011 (0 disables).")
+    @Option(help: "Seconds to wait for a pong before closing with 1011 (0 disables: wait forever).")
     public var wsPingTimeout: Double = 20
 
     @Option(help: "Negotiate permessage-deflate: true or false.")
@@ -93,7 +93,7 @@ public struct ServerOptions: ParsableArguments {
             })
     public var executor: HandlerExecutor = .eventLoop
 
-    @Option(help: "Where broadcast events travel: memory:// or postgres://user:password@host:port/database (sets STAR_BROADCAST_URL for BroadcastComponent).")
+    @Option(help: "Where BroadcastComponent() publishes: memory:// (the default) or postgres://user:password@host:port/database (sets the app's configuration.broadcastURL).")
     public var broadcastUrl: String?
 
     public init() {}

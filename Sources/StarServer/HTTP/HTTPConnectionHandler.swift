@@ -33,7 +33,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let scheme: String
     private let settings: ConnectionSettings
     private var configuration: ServerConfiguration { settings.configuration }
-    private var maxBodySize: Int { settings.app.configuration.maxBodySize }
+    private var maxBodySize: Int { settings.app.maxBodySize }
     private let requests: AsyncStream<ReceivedRequest>.Continuation
     private var state = State.idle
     private var context: ChannelHandlerContext?

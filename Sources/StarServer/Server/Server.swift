@@ -21,7 +21,9 @@ import Synchronization
 ///
 /// `Server` is a ServiceLifecycle `Service`: on graceful shutdown it stops accepting, lets
 /// in-flight requests finish, closes idle keep-alive connections, and closes every WebSocket with
-/// 1001 so that handlers see `WebSocketDisconnect` and return.
+/// 1001 so that handlers see `WebSocketDisconnect` and return. Handlers still running after
+/// ``ServerConfiguration/gracefulShutdownTimeout`` are cancelled, and those that ignore cancellation
+/// are abandoned a second later: `run()` returns, whatever the `ServiceGroup`'s own settings.
 public struct Server: Service, Sendable {
     /// The app served.
     public let app: App
@@ -45,17 +47,20 @@ public struct Server: Service, Sendable {
         try await run(onListening: { _ in })
     }
 
-    /// Validates the app, binds, and serves until graceful shutdown or cancellation.
+    /// Validates the app, sets its log level (``ServerConfiguration/logLevel``), binds, and serves
+    /// until graceful shutdown or cancellation.
     ///
     /// - Parameter onListening: Called once with the bound address (useful with port `0`).
     public func run(onListening: @escaping @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
+        if let level = configuration.logLevel { app.setLogLevel(level) }
         let tls = try configuration.tls.map(Self.makeTLSContext)
         let ownGroup = eventLoopGroup == nil
             ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? AvailableCPUs.count) : nil
         let group = eventLoopGroup ?? ownGroup!
         let serving = Task { try await serve(on: group, tls: tls, onListening: onListening) }
-        guard let outcome = await Self.outcome(of: serving, grace: .seconds(1)) else {
+        guard let outcome = await Self.outcome(of: serving, timeout: configuration.gracefulShutdownTimeout,
+                                               grace: .seconds(1)) else {
             // A handler ignored cancellation past the graceful-shutdown timeout: stop waiting for it.
             // Its event loops stay up (it may still touch them); the process is about to exit.
             app.logger.warning("stopped with handlers still running: they ignored cancellation")
@@ -65,26 +70,41 @@ public struct Server: Service, Sendable {
         try outcome.get()
     }
 
-    /// The outcome of `task`; or, once the caller is cancelled, `task` is cancelled too and given
-    /// `grace` to end, after which the wait ends with `nil` — a connection whose handler ignores
-    /// cancellation cannot keep the server from stopping (ServiceLifecycle cancels `run()` when the
-    /// graceful-shutdown timeout passes).
-    private static func outcome(of task: Task<Void, any Error>, grace: Duration) async -> Result<Void, any Error>? {
+    /// The outcome of `task`, which serves until graceful shutdown. `task` is cancelled `timeout`
+    /// after graceful shutdown begins, or as soon as the caller is cancelled, and then given `grace`
+    /// to end, after which the wait ends with `nil`: a connection whose handler ignores cancellation
+    /// cannot keep the server from stopping.
+    private static func outcome(of task: Task<Void, any Error>, timeout: Duration,
+                                grace: Duration) async -> Result<Void, any Error>? {
         let waiter = Mutex<CheckedContinuation<Result<Void, any Error>?, Never>?>(nil)
         let finish: @Sendable (Result<Void, any Error>?) -> Void = { outcome in
             waiter.withLock { $0.take() }?.resume(returning: outcome)
         }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                waiter.withLock { $0 = continuation }
-                Task { finish(await task.result) }
-            }
-        } onCancel: {
+        let stop: @Sendable () -> Void = {
             task.cancel()
             Task {
                 try? await Task.sleep(for: grace)
                 finish(nil)
             }
+        }
+        let deadline = Mutex<Task<Void, Never>?>(nil)
+        defer { deadline.withLock { $0?.cancel() } }
+        return await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    waiter.withLock { $0 = continuation }
+                    Task { finish(await task.result) }
+                }
+            } onCancel: {
+                stop()
+            }
+        } onGracefulShutdown: {
+            let timer = Task {
+                // Cancelled when the task ended first.
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                stop()
+            }
+            deadline.withLock { $0 = timer }
         }
     }
 

@@ -10,8 +10,10 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 8000
     /// A Unix domain socket path to bind instead of host and port.
     public var unixSocket: String?
-    /// The level of the app's log lines, the access log included.
-    public var logLevel: Logger.Level = .info
+    /// The level of the app's log lines, the access log included, set on the app's logger when the
+    /// server starts; `nil` (the default) keeps the level of the logger given to `App(logger:)`
+    /// (`app.main()` always sets one: `--log-level`, `info` by default).
+    public var logLevel: Logger.Level?
     /// Whether to log one line per request and per WebSocket session.
     public var accessLog: Bool = true
     /// The defaults for every WebSocket session; a `WebSocketComponent`'s own settings win.
@@ -20,7 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var keepAliveTimeout: Duration = .seconds(5)
     /// How long a new connection may take to send a complete request head (defeats slow-loris clients).
     public var headerReadTimeout: Duration = .seconds(10)
-    /// How long to wait for handlers after SIGTERM/SIGINT before cancelling them.
+    /// How long handlers may run once graceful shutdown begins (SIGTERM/SIGINT under `app.main()`,
+    /// or the `ServiceGroup`'s graceful shutdown) before the server cancels them.
     public var gracefulShutdownTimeout: Duration = .seconds(10)
     /// The most connections served at once; past it requests and handshakes get 503. `nil`: no limit.
     public var concurrencyLimit: Int?
@@ -36,6 +39,7 @@ public struct ServerConfiguration: Sendable {
     /// available as `Request.rootPath`.
     public var rootPath: String = ""
     /// Event-loop threads; `nil` uses the CPUs this process may run on (affinity and cgroup quota).
+    /// Unused when the server is given an event-loop group (`Server(app:configuration:eventLoopGroup:)`).
     public var threads: Int?
     /// Where connection tasks — hooks, handlers, WebSocket sessions — run (default: the
     /// connection's own event loop).
@@ -47,7 +51,7 @@ public struct ServerConfiguration: Sendable {
     public init() {}
 
     /// Creates a configuration for a host and port, the rest at defaults.
-    public init(host: String = "127.0.0.1", port: Int = 8000, logLevel: Logger.Level = .info, accessLog: Bool = true) {
+    public init(host: String = "127.0.0.1", port: Int = 8000, logLevel: Logger.Level? = nil, accessLog: Bool = true) {
         self.host = host
         self.port = port
         self.logLevel = logLevel

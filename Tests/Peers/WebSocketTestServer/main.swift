@@ -208,7 +208,7 @@ let app = App(
         Route("/throw-on-message", .get, throwOnMessage),
     ],
     components: [
-        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : .zero, pingTimeout: .milliseconds(500)),
+        WebSocketComponent(maxMessageSize: 1 << 20, pingInterval: keepalive ? .milliseconds(500) : .disabled, pingTimeout: .milliseconds(500)),
         Provide(events),
         Provide(FloodCounter()),
     ]
