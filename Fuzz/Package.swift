@@ -12,8 +12,8 @@ import PackageDescription
 // executable's `main`, so libFuzzer's own `main` never runs); the executables therefore link only
 // with `-sanitize=fuzzer`.
 //
-// The targets reach StarServer's internal types (the WebSocket state machine, the handshake
-// checks, permessage-deflate) through `@testable import`, as Tests/StarServerTests do: a debug
+// The targets reach the engine's `package` types (the WebSocket state machine, the handshake
+// checks, permessage-deflate) and StarServer's internal ones through `@testable import`, as Tests/StarServerTests do: a debug
 // build compiles every module with testing enabled (a release build would need
 // `-Xswiftc -enable-testing`). Nothing in Sources/ exists for the fuzzers' sake.
 let package = Package(
@@ -36,6 +36,7 @@ let package = Package(
                 "FuzzSupport",
                 .product(name: "Star", package: "Star"),
                 .product(name: "StarServer", package: "Star"),
+                .product(name: "StarWebSocketEngine", package: "Star"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -52,7 +53,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "Star", package: "Star"),
-                .product(name: "StarServer", package: "Star"),
+                .product(name: "StarWebSocketEngine", package: "Star"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

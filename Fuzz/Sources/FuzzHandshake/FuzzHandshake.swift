@@ -18,6 +18,7 @@ import NIOWebSocket
 import Star
 import Synchronization
 @testable import StarServer
+@testable import StarWebSocketEngine
 
 /// What NIO's parser made of the bytes, in order.
 final class PartCollector: ChannelInboundHandler {
@@ -98,7 +99,7 @@ func examine(_ head: HTTPRequestHead, body: ByteBuffer, trusted: Bool, scheme: S
     _ = (request.queryString, request.url, request.cookies, request.scheme)
 
     guard upgrade, request.method == .get else { return }
-    if let refusal = HTTPConnection.checkHandshake(request) {
+    if let refusal = WebSocketHandshakeRules.refusal(for: request) {
         check(refusal.status == .upgradeRequired || refusal.status == .badRequest, "refusal \(refusal.status)")
         return
     }

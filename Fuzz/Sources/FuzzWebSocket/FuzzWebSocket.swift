@@ -1,5 +1,5 @@
 // Bytes a client sends after the handshake → NIO's WebSocketFrameDecoder (fed in pieces, with the
-// server's maximum frame size) → WebSocketStateMachine, as WebSocketChannelHandler drives it:
+// server's maximum frame size) → the engine's WebSocketStateMachine, as WebSocketChannelHandler drives it:
 // fragmentation, masking, UTF-8, control frames, close codes, permessage-deflate and its limits.
 //
 // Input: two configuration bytes, then the wire bytes.
@@ -20,7 +20,7 @@ import NIOCore
 import NIOEmbedded
 import NIOWebSocket
 import Star
-@testable import StarServer
+@testable import StarWebSocketEngine
 
 /// What NIO's frame decoder made of the bytes, in order.
 final class FrameCollector: ChannelInboundHandler {
@@ -61,8 +61,12 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         guard let agreement = PerMessageDeflate.negotiate([offer]) else { fatalError("offer \(offer) declined") }
         deflate = PerMessageDeflate(agreement)
     }
-    var machine = WebSocketStateMachine(maxMessageSize: limit, deflate: deflate)
-    if config & 64 != 0 { check(machine.pingDue(id: 1) == 1, "first ping not sent") }
+    // The engine's clock stands still at `start`; the optional ping is due one interval later.
+    let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    var machine = WebSocketStateMachine(options: WebSocketOptions(maxMessageSize: limit, pingInterval: .seconds(1)),
+                                        deflate: deflate, now: start)
+    let now = config & 64 != 0 ? start + .seconds(1) : start
+    if config & 64 != 0 { check(machine.tick(now: now) == .sendPing(1), "first ping not sent") }
 
     // The decoding: the server's frame decoder, as HTTPConnection.switchToWebSocket adds it.
     let channel = EmbeddedChannel()
@@ -87,7 +91,7 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             let action: WebSocketStateMachine.FrameAction
             switch event {
             case .error(let error):
-                action = machine.decodingFailed(error)
+                action = machine.decodingFailed(error, now: now)
                 if before == .open {
                     guard case .fail(let code, _) = action, code == .protocolError || code == .messageTooBig else {
                         check(false, "a decoding error (\(error)) gave \(action)")
@@ -103,7 +107,7 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                 if [.text, .binary, .continuation].contains(frame.opcode) {
                     model?.bytes += frame.unmaskedData.readableBytesView
                 }
-                action = machine.received(frame)
+                action = machine.received(frame, now: now)
                 judge(action, frame: frame, before: before, limit: limit, model: model)
                 if frame.fin, [.text, .binary, .continuation].contains(frame.opcode) { model = nil }
             }
@@ -113,9 +117,9 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             if case .fail = action { check(machine.state == .closed, "failed but not closed") }
             if case .echoClose = action { check(machine.state == .closed, "echoed a close but not closed") }
             if config & 128 != 0, framesSeen == 1, machine.state == .open {
-                check(machine.close(), "close() from open did not send a close")
+                check(machine.close(now: now), "close() from open did not send a close")
                 check(machine.state == .closeSent, "close() did not move to closeSent")
-                check(!machine.close(), "a second close() sent another close")
+                check(!machine.close(now: now), "a second close() sent another close")
             }
         }
     }
