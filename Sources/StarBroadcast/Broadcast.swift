@@ -1,5 +1,5 @@
 public import Logging
-public import NIOCore
+import NIOCore
 public import Star
 import Synchronization
 

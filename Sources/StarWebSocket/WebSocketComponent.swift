@@ -41,7 +41,7 @@ public struct WebSocketComponent: ComponentProvider {
     }
 
     /// The server's defaults with this component's settings applied.
-    public func options(over defaults: WebSocketOptions) -> WebSocketOptions {
+    package func options(over defaults: WebSocketOptions) -> WebSocketOptions {
         var options = defaults
         if let maxMessageSize { options.maxMessageSize = maxMessageSize }
         if let maxQueue { options.maxQueue = maxQueue }

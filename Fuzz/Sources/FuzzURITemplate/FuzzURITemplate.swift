@@ -12,7 +12,7 @@
 // those values; a match names exactly the route's variables; a 405 lists other methods only.
 
 import FuzzSupport
-import Star
+@testable import Star
 
 @concurrent func nothing() async {}
 

@@ -72,7 +72,7 @@ public final class App: Sendable {
     }
 
     /// The router, or the mistake that made one impossible.
-    public var router: Router {
+    package var router: Router {
         get throws(RouteError) { try routing.get() }
     }
 
@@ -108,7 +108,7 @@ public final class App: Sendable {
     }
 
     /// Changes the level of the app's logger (the server sets it from `--log-level`).
-    public func setLogLevel(_ level: Logger.Level) {
+    package func setLogLevel(_ level: Logger.Level) {
         loggerBox.withLock { $0.logLevel = level }
     }
 
@@ -118,7 +118,7 @@ public final class App: Sendable {
     }
 
     /// A new request id: short, unique within this app's life.
-    public func makeRequestID() -> String {
+    package func makeRequestID() -> String {
         let number = requestCounter.add(1, ordering: .relaxed).newValue
         return String(number, radix: 16)
     }

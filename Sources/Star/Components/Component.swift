@@ -88,4 +88,4 @@ struct AnyComponentProvider: Sendable {
 
 /// A marker for component types that stand for a WebSocket session: a route whose handler
 /// takes one is a WebSocket route (a plain `GET` to it is answered `426 Upgrade Required`).
-public protocol WebSocketComponentType {}
+package protocol WebSocketComponentType {}

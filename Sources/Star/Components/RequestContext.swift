@@ -25,7 +25,7 @@ public final class RequestContext: Sendable {
     /// A short id for this request, also in every log line about it.
     public let requestID: String
     /// The WebSocket session, when the request is a WebSocket handshake the transport can accept.
-    public let webSocket: WebSocketHandshake?
+    package let webSocket: WebSocketHandshake?
 
     private let cache = Mutex<[ObjectIdentifier: any Sendable]>([:])
 

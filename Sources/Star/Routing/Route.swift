@@ -25,7 +25,7 @@ public struct Route: RouteEntry {
     /// Standalone routes run no event hooks and no response rendering: the handler owns the exchange.
     public let standalone: Bool
     /// The handler's parameter types, in order; each must be provided by a component.
-    public let parameterTypes: [Any.Type]
+    package let parameterTypes: [Any.Type]
     /// Whether the handler takes a WebSocket session (a ``WebSocketComponentType`` parameter).
     public let isWebSocket: Bool
 

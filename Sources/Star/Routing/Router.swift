@@ -1,10 +1,10 @@
-public import HTTPTypes
+package import HTTPTypes
 
 /// Finds the route for a method and path in time that depends on the path's length,
 /// not on the number of routes: a trie of template segments.
-public struct Router: Sendable {
+package struct Router: Sendable {
     /// What matching a request found.
-    public enum Match: Sendable {
+    package enum Match: Sendable {
         /// A route and its path parameters, percent-decoded.
         case found(Route, [String: String])
         /// The path matched, but not with this method; the methods that would match.
@@ -22,12 +22,12 @@ public struct Router: Sendable {
     }
 
     /// Every route, in registration order.
-    public let routes: [Route]
+    package let routes: [Route]
     private let root = Node()
     private let byName: [String: Int]
 
     /// Builds a router, rejecting malformed templates, clashing templates and duplicate names.
-    public init(_ entries: [any RouteEntry]) throws(RouteError) {
+    package init(_ entries: [any RouteEntry]) throws(RouteError) {
         var routes: [Route] = []
         for entry in entries { routes += try entry.routes(prefix: "", namespace: "") }
         var byName: [String: Int] = [:]
@@ -80,7 +80,7 @@ public struct Router: Sendable {
     }
 
     /// Finds the route for a method and a path (without the query string).
-    public func match(_ method: HTTPRequest.Method, path: String) -> Match {
+    package func match(_ method: HTTPRequest.Method, path: String) -> Match {
         guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
         let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
             .map { Substring($0) }
@@ -132,7 +132,7 @@ public struct Router: Sendable {
     }
 
     /// The path of the route named `name` with `parameters` filled in.
-    public func url(for name: String, _ parameters: [String: String] = [:]) throws(RouteError) -> String {
+    package func url(for name: String, _ parameters: [String: String] = [:]) throws(RouteError) -> String {
         guard let index = byName[name] else { throw .unknownName(name) }
         return try URITemplate(routes[index].template).expand(parameters)
     }

@@ -2,9 +2,9 @@
 ///
 /// `{name}` matches one path segment (no `/`); `{+name}` matches the rest of the path,
 /// `/` included, and may only stand last. A segment is either all literal or one variable.
-public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
+package struct URITemplate: Sendable, Hashable, CustomStringConvertible {
     /// One `/`-separated piece of a template.
-    public enum Segment: Sendable, Hashable {
+    package enum Segment: Sendable, Hashable {
         /// Text that must match exactly.
         case literal(String)
         /// `{name}`: one segment.
@@ -14,12 +14,12 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The template as written.
-    public let template: String
+    package let template: String
     /// The segments after the leading `/`.
-    public let segments: [Segment]
+    package let segments: [Segment]
 
     /// Parses a template, throwing ``RouteError`` when it is malformed.
-    public init(_ template: String) throws(RouteError) {
+    package init(_ template: String) throws(RouteError) {
         // Split on the `/` byte, as the router splits paths: splitting by Character would miss a `/`
         // that a combining mark follows (`/\u{301}`), and such a template could never match.
         guard template.utf8.first == UInt8(ascii: "/") else { throw .invalidTemplate(template, reason: "it must start with '/'") }
@@ -51,7 +51,7 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The variable names in order.
-    public var variableNames: [String] {
+    package var variableNames: [String] {
         segments.compactMap {
             switch $0 {
             case .literal: nil
@@ -60,10 +60,10 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String { template }
+    package var description: String { template }
 
     /// Fills the template with values, percent-encoding them (`/` is kept in `{+…}` values).
-    public func expand(_ values: [String: String]) throws(RouteError) -> String {
+    package func expand(_ values: [String: String]) throws(RouteError) -> String {
         var path = ""
         for segment in segments {
             path += "/"

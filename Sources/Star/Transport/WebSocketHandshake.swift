@@ -1,11 +1,11 @@
-public import HTTPTypes
+package import HTTPTypes
 import Synchronization
 
 /// The state of one WebSocket handshake that a handler may accept or deny, shared by the
 /// WebSocket component and the app (which answers a denied or never-accepted handshake).
-public final class WebSocketHandshake: Sendable {
+package final class WebSocketHandshake: Sendable {
     /// Where the handshake stands.
-    public enum State: Sendable {
+    package enum State: Sendable {
         /// Neither accepted nor denied yet.
         case pending
         /// `connect()` is switching the connection to WebSocket; messages cannot flow yet.
@@ -17,13 +17,13 @@ public final class WebSocketHandshake: Sendable {
     }
 
     /// The transport that carries the session.
-    public let transport: any WebSocketTransport
+    package let transport: any WebSocketTransport
     /// The subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order.
-    public let offeredSubprotocols: [String]
+    package let offeredSubprotocols: [String]
     private let state = Mutex<State>(.pending)
 
     /// Creates a handshake over a transport for a request.
-    public init(transport: any WebSocketTransport, request: Request) {
+    package init(transport: any WebSocketTransport, request: Request) {
         self.transport = transport
         self.offeredSubprotocols = request.headers[values: .secWebSocketProtocol]
             .flatMap { $0.split(separator: ",") }
@@ -32,14 +32,14 @@ public final class WebSocketHandshake: Sendable {
     }
 
     /// The current state.
-    public var current: State { state.withLock { $0 } }
+    package var current: State { state.withLock { $0 } }
 
     /// Whether `101` was sent.
-    public var isAccepted: Bool { if case .accepted = current { true } else { false } }
+    package var isAccepted: Bool { if case .accepted = current { true } else { false } }
 
     /// Accepts the handshake; throws ``WebSocketHandshakeError`` when it was already decided or
     /// the subprotocol was not offered.
-    public func accept(subprotocol: String?, headers: HTTPFields, options: WebSocketOptions) async throws {
+    package func accept(subprotocol: String?, headers: HTTPFields, options: WebSocketOptions) async throws {
         if let subprotocol, !offeredSubprotocols.contains(subprotocol) {
             throw WebSocketHandshakeError.subprotocolNotOffered(subprotocol, offered: offeredSubprotocols)
         }
@@ -59,7 +59,7 @@ public final class WebSocketHandshake: Sendable {
     }
 
     /// Chooses the response that denies the handshake; throws if it was already accepted.
-    public func deny(_ response: Response) throws {
+    package func deny(_ response: Response) throws {
         try state.withLock { state in
             guard case .pending = state else { throw WebSocketHandshakeError.alreadyDecided(state) }
             state = .denied(response)
@@ -125,13 +125,13 @@ public struct WebSocketHandshakeError: Error, Sendable, Hashable, CustomStringCo
     }
 
     /// The handler chose `subprotocol`, which is not among those the client `offered`.
-    public static func subprotocolNotOffered(_ subprotocol: String, offered: [String]) -> WebSocketHandshakeError {
+    package static func subprotocolNotOffered(_ subprotocol: String, offered: [String]) -> WebSocketHandshakeError {
         WebSocketHandshakeError(.subprotocolNotOffered, subprotocol: subprotocol,
                                 "subprotocol '\(subprotocol)' was not offered by the client (offered: \(offered))")
     }
 
     /// The handshake was no longer pending: `state` is where it stood.
-    public static func alreadyDecided(_ state: WebSocketHandshake.State) -> WebSocketHandshakeError {
+    package static func alreadyDecided(_ state: WebSocketHandshake.State) -> WebSocketHandshakeError {
         WebSocketHandshakeError(.alreadyDecided, "the handshake was already \(state.word)")
     }
 }

@@ -175,7 +175,7 @@ public struct ServerOptions: ParsableArguments {
 
     /// Parses the command line and environment; on a bad value prints a one-line error and exits
     /// with status 2 (with `--help`, prints the help and exits 0).
-    public static func parseOrExit2(_ arguments: [String], environment: [String: String]? = nil) -> ServerOptions {
+    package static func parseOrExit2(_ arguments: [String], environment: [String: String]? = nil) -> ServerOptions {
         do {
             return try parse(Self.arguments(arguments, environment: environment ?? ProcessInfo.processInfo.environment))
         } catch {
