@@ -51,30 +51,14 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     let handshake = MessageQueue<HTTPFields>()
     private let clock: TestClock
     private let respondsToPings: Bool
-    private let link: Link
+    private let wire = Mutex(Wire())
     private let timers = Mutex<Duration>(.seconds(1))
-
-    /// The wire's lock, in an object of its own so that the mailbox's resume call can reach it.
-    private final class Link: Sendable {
-        let wire = Mutex(Wire())
-
-        /// The app's queue has room again: the server reads again, so waiting client sends go on.
-        func resumeReading() {
-            let senders = wire.withLock { wire in
-                wire.readingPaused = false
-                return wire.clientSenders.removeAll()
-            }
-            for sender in senders { sender.resume(returning: .success(())) }
-        }
-    }
 
     init(clock: TestClock, respondsToPings: Bool, defaultOptions: WebSocketOptions = WebSocketOptions()) {
         self.clock = clock
         self.respondsToPings = respondsToPings
         self.defaultOptions = defaultOptions
-        let link = Link()
-        self.link = link
-        mailbox = WebSocketMailbox(maxQueue: defaultOptions.maxQueue) { link.resumeReading() }
+        mailbox = WebSocketMailbox(maxQueue: defaultOptions.maxQueue)
     }
 
     /// The shortest timer of the server's session (the clock steps by a tenth of it).
@@ -85,7 +69,7 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     func accept(headers: HTTPFields, options: WebSocketOptions) async throws {
         mailbox.setMaxQueue(options.maxQueue)
         let now = clock.deadline
-        link.wire.withLock { wire in
+        wire.withLock { wire in
             let server = WebSocketStateMachine(role: .server, options: options, now: now)
             wire.server = server
             // The client takes any size and keeps no timers of its own (a test drives it).
@@ -98,7 +82,14 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     }
 
     func receive() async throws -> WebSocketMessage {
-        try await mailbox.receive()
+        try await mailbox.receive {
+            // The app's queue has room again: the server reads again, so waiting client sends go on.
+            let senders = wire.withLock { wire in
+                wire.readingPaused = false
+                return wire.clientSenders.removeAll()
+            }
+            for sender in senders { sender.resume(returning: .success(())) }
+        }
     }
 
     func send(_ message: WebSocketMessage) async throws {
@@ -131,16 +122,23 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     func clientSend(_ frame: WebSocketFrame) async throws {
         if frame.opcode != .connectionClose {
             try await Waiters<Void>.suspend { id, continuation in
-                link.wire.withLock { wire in
-                    if wire.closed || wire.clientSawClose { return .failure(Self.ended(mailbox)) }
+                wire.withLock { wire in
+                    if wire.closed || wire.clientSawClose { return .failure(ended) }
                     if !wire.readingPaused { return .success(()) }
                     return wire.clientSenders.enqueue(id: id, continuation)
                 }
             } cancel: { id in
-                self.link.wire.withLock { $0.clientSenders.remove(id: id) }
+                self.wire.withLock { $0.clientSenders.remove(id: id) }
             }.get()
         }
-        pump { _ in .toServer(frame) }
+        let now = clock.deadline
+        pump { wire in
+            if frame.opcode == .connectionClose, var client = wire.client {
+                _ = client.close(now: now)  // the client now waits for the server's answer
+                wire.client = client
+            }
+            return .toServer(frame)
+        }
     }
 
     // MARK: Time
@@ -171,7 +169,7 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     /// Runs `first` (under the wire's lock) and then every frame it sets moving, in order, until
     /// nothing is in flight. Both ends answer at once, as a socket's peers would.
     private func pump(_ first: (inout Wire) -> Hop?) {
-        link.wire.withLock { wire in
+        wire.withLock { wire in
             var hops = CircularBuffer<Hop>()
             if let hop = first(&wire) { hops.append(hop) }
             while let hop = hops.popFirst() {
@@ -252,7 +250,8 @@ final class InMemoryWebSocketSession: WebSocketTransport {
         clock.remove(self)
     }
 
-    private static func ended(_ mailbox: WebSocketMailbox) -> WebSocketDisconnect {
+    /// How the session ended, for a client send that comes after it.
+    private var ended: WebSocketDisconnect {
         mailbox.end ?? WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost")
     }
 

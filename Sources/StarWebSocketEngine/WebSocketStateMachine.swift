@@ -84,7 +84,7 @@ package struct WebSocketStateMachine {
 
     /// The shortest of the session's timers: a driver that polls checks about ten times as often.
     package var shortestTimer: TimeAmount {
-        [pingInterval, pingTimeout].compactMap { $0 }.reduce(closeTimeout, min)
+        min(closeTimeout, pingInterval ?? closeTimeout, pingTimeout ?? closeTimeout)
     }
 
     /// Judges a received frame. `now` is read only when the frame makes us send a close (whose

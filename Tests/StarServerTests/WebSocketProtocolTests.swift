@@ -162,7 +162,7 @@ final class ReadCounter: ChannelOutboundHandler {
         let session = WebSocketSession(channel: channel) { _, _, _ in }
         let options = WebSocketOptions(maxQueue: 2, pingInterval: nil)
         let handler = WebSocketChannelHandler(session: session, options: options,
-                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop))
+                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
         try channel.pipeline.syncOperations.addHandler(counter)
         try channel.pipeline.syncOperations.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
@@ -185,7 +185,7 @@ final class ReadCounter: ChannelOutboundHandler {
         let channel = EmbeddedChannel()
         let session = WebSocketSession(channel: channel) { _, _, _ in }
         let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil),
-                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop))
+                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         try channel.writeInbound(clientFrame(.ping, [1, 2]))
@@ -207,7 +207,7 @@ final class ReadCounter: ChannelOutboundHandler {
         let channel = EmbeddedChannel(loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         let session = WebSocketSession(channel: channel) { _, _, _ in }
-        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker)
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, now: loop.now)
         try channel.pipeline.syncOperations.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: loop))
         return (channel, handler)

@@ -81,7 +81,8 @@ extension HTTPConnection {
     private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
                                           ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
-        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate)
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate,
+                                              now: channel.eventLoop.now)
         try sync.addHandler(WebSocketFrameEncoder())
         // NIO's decoder takes frames up to UInt32.max; a component may ask for more than that.
         try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))

@@ -23,21 +23,19 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// This session's place in the ticker's list, kept by the ticker.
     var tickerSlot = -1
     private let deflate: PerMessageDeflate?
-    private let options: WebSocketOptions
 
-    /// Creates the handler of `session`; `ticker` is its event loop's (it drives the timers).
-    init(session: WebSocketSession, options: WebSocketOptions, ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil) {
+    /// Creates the handler of `session`, whose session starts `now` (its loop's time);
+    /// `ticker` is its event loop's (it drives the timers).
+    init(session: WebSocketSession, options: WebSocketOptions, ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil,
+         now: NIODeadline) {
         self.session = session
-        self.options = options
         self.ticker = ticker
         self.deflate = deflate
-        // The real start is set in `handlerAdded`, on the loop.
-        self.machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: .uptimeNanoseconds(0))
+        self.machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: now)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: context.eventLoop.now)
         ticker.add(self, shortestTimer: machine.shortestTimer)
     }
 
@@ -83,7 +81,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         case .none:
             break
         case .deliver(let message):
-            if session.deliver(message) { paused = true }
+            if session.deliverCounted(message) { paused = true }
         case .sendPong(let payload):
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
         case .fail(let code, let reason):

@@ -13,27 +13,22 @@ import Synchronization
 /// (at most `maxQueue` messages, then the handler stops reading the socket); sends go straight
 /// to the channel once the mailbox has room for them.
 final class WebSocketSession: WebSocketTransport {
-    /// The channel handler once the pipeline switched (shared with the mailbox's resume call).
-    private final class Link: Sendable {
-        struct State {
-            var handler: NIOLoopBound<WebSocketChannelHandler>?
-            /// Graceful shutdown began before the pipeline switched: close with 1001 once it has.
-            var shuttingDown = false
-        }
-        let state = Mutex(State())
-        func withLock<R: Sendable>(_ body: (inout sending State) -> sending R) -> R { state.withLock(body) }
+    private struct Link {
+        var handler: NIOLoopBound<WebSocketChannelHandler>?
+        /// Graceful shutdown began before the pipeline switched: close with 1001 once it has.
+        var shuttingDown = false
     }
 
     let channel: any Channel
     let defaultOptions: WebSocketOptions
-    /// Received messages, waiting tasks, and the session's end.
+    /// Received messages, waiting tasks, and the session's end (stored inline: no object of its own).
     let mailbox: WebSocketMailbox
     private let metrics: ServerMetrics?
     /// The executor of the session's task when it runs on the channel's loop: sends then flush
     /// when the task suspends (``EventLoopTaskExecutor/write(_:to:)``).
     private let executor: EventLoopTaskExecutor?
     private let upgrade: @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
-    private let link: Link
+    private let link = Mutex(Link())
 
     /// Creates a session whose `accept` runs `upgrade` (which switches the channel's pipeline).
     init(channel: any Channel, defaultOptions: WebSocketOptions = WebSocketOptions(), metrics: ServerMetrics? = nil,
@@ -44,14 +39,7 @@ final class WebSocketSession: WebSocketTransport {
         self.metrics = metrics
         self.executor = executor
         self.upgrade = upgrade
-        let link = Link()
-        self.link = link
-        let eventLoop = channel.eventLoop
-        mailbox = WebSocketMailbox(maxQueue: defaultOptions.maxQueue) { [link] in
-            // The queue has room again: the handler may read the socket again.
-            guard let handler = link.withLock({ $0.handler }) else { return }
-            eventLoop.execute { handler.value.resumeReading() }
-        }
+        mailbox = WebSocketMailbox(maxQueue: defaultOptions.maxQueue)
     }
 
     // MARK: WebSocketTransport
@@ -62,11 +50,15 @@ final class WebSocketSession: WebSocketTransport {
     }
 
     func receive() async throws -> WebSocketMessage {
-        try await mailbox.receive()
+        try await mailbox.receive {
+            // The queue has room again: the handler may read the socket again.
+            guard let handler = link.withLock({ $0.handler }) else { return }
+            channel.eventLoop.execute { handler.value.resumeReading() }
+        }
     }
 
     func send(_ message: WebSocketMessage) async throws {
-        try await mailbox.reserveSend()
+        if try !mailbox.tryReserveSend() { try await mailbox.waitUntilWritable() }
         if let metrics {
             metrics.messagesOut.increment()
             metrics.bytesOut.increment(by: ServerMetrics.size(of: message))
@@ -128,9 +120,9 @@ final class WebSocketSession: WebSocketTransport {
         link.withLock { $0.handler = nil }
     }
 
-    /// Hands a received message to the app; returns whether the queue is full, so that the
-    /// handler stops reading.
-    func deliver(_ message: WebSocketMessage) -> Bool {
+    /// Hands a received message to the app and counts it; returns whether the queue is full, so
+    /// that the handler stops reading.
+    func deliverCounted(_ message: WebSocketMessage) -> Bool {
         if let metrics {
             metrics.messagesIn.increment()
             metrics.bytesIn.increment(by: ServerMetrics.size(of: message))
