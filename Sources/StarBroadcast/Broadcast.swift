@@ -73,6 +73,8 @@ public final class Broadcast: Sendable {
     ///   - channels: One or more channel names.
     ///   - bufferSize: Events buffered for a slow consumer before the oldest is dropped (see
     ///     ``BroadcastSubscription``).
+    ///   - isolation: The actor `body` runs on; the caller's, by default.
+    ///   - body: Iterates the events; the subscription ends when it returns.
     public func subscribe<Result>(
         to channels: String..., bufferSize: Int = 256,
         isolation: isolated (any Actor)? = #isolation,

@@ -3,7 +3,7 @@ public import NIOCore
 public import Star
 import StarWebSocketEngine
 
-/// Sends requests to an ``App`` in memory — the same code path as the server, without sockets.
+/// Sends requests to an `App` in memory — the same code path as the server, without sockets.
 ///
 /// ```swift
 /// let client = try TestClient(app)
@@ -20,7 +20,7 @@ public struct TestClient: Sendable {
     /// when a test advances it.
     public let clock: TestClock
 
-    /// Creates a client, running the app's startup checks first (they throw ``RouteError``).
+    /// Creates a client, running the app's startup checks first (they throw `RouteError`).
     public init(_ app: App, defaultHeaders: HTTPFields = [:], clock: TestClock = TestClock()) throws(RouteError) {
         try app.validate()
         self.app = app

@@ -4,7 +4,7 @@ import NIOWebSocket
 public import Star
 import StarWebSocketEngine
 
-/// The client side of an in-memory WebSocket session, from ``TestClient/websocketConnect(_:subprotocols:headers:timeout:)``.
+/// The client side of an in-memory WebSocket session, from ``TestClient/websocketConnect(_:subprotocols:headers:timeout:respondsToPings:)``.
 ///
 /// The session keeps the server's contract, because both ends run the server's WebSocket engine:
 /// a message past the app's `maxMessageSize` closes the session with 1009, a close code that must

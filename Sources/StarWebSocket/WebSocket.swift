@@ -11,7 +11,7 @@ import Synchronization
 /// }
 /// ```
 ///
-/// Until ``connect(subprotocol:headers:)`` the handshake is open: the handler can read
+/// Until ``connect(subprotocol:headers:compression:)`` the handshake is open: the handler can read
 /// ``request`` and ``subprotocols`` and ``deny(_:)`` it. When the handler ends, Star closes the
 /// session (1000, or 1011 if it threw); a handler that never connects denies with 403.
 /// One `WebSocket` exists per connection, shared by hooks and the handler. Sends from several
@@ -62,7 +62,10 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
 
     /// Accepts the handshake: sends `101` with `subprotocol` (one the client offered) and `headers`.
     ///
-    /// - Parameter compression: Whether to negotiate permessage-deflate for this session when the
+    /// - Parameters:
+    ///   - subprotocol: The subprotocol to answer with; it must be one of ``subprotocols``.
+    ///   - headers: Extra header fields for the `101` response.
+    ///   - compression: Whether to negotiate permessage-deflate for this session when the
     ///   client offers it; `nil` keeps ``options`` (``WebSocketComponent/compression``, else
     ///   `--ws-per-message-deflate`). Pass `false` on a route whose messages do not compress
     ///   (already-compressed media, tiny messages) to save the zlib memory and CPU.
@@ -77,7 +80,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         try handshake.deny(response)
     }
 
-    /// The next message. Throws ``WebSocketDisconnect`` once the peer closed or the connection dropped.
+    /// The next message. Throws `WebSocketDisconnect` once the peer closed or the connection dropped.
     public func receive() async throws -> WebSocketMessage {
         try requireConnected()
         do {
@@ -115,7 +118,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         }
     }
 
-    /// Sends a message; suspends while the peer is not reading. Throws ``WebSocketDisconnect``
+    /// Sends a message; suspends while the peer is not reading. Throws `WebSocketDisconnect`
     /// after the session closed.
     ///
     /// On Star's server, with handlers on the connection's event loop (the default), messages sent

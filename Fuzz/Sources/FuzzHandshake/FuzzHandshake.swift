@@ -15,7 +15,7 @@ import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
-import Star
+@testable import Star
 import Synchronization
 @testable import StarServer
 @testable import StarWebSocketEngine

@@ -72,18 +72,24 @@ package struct Waiters<Value: Sendable>: Sendable {
     }
 
     /// Takes every waiting task, in order, to resume them all (the end of a session or a queue).
+    /// Allocates nothing when no task waits (the usual case when a session ends).
     @inlinable package mutating func removeAll() -> [Continuation] {
-        defer {
-            entries = []
-            head = 0
-        }
-        return entries[head...].map(\.continuation)
+        guard head < entries.count else { return [] }
+        // Indexes, not `entries[head...]`: an ArraySlice here cost two allocations per call (heaptrack).
+        var waiting: [Continuation] = []
+        waiting.reserveCapacity(entries.count - head)
+        for index in head..<entries.count { waiting.append(entries[index].continuation) }
+        entries = []
+        head = 0
+        return waiting
     }
 
     /// Takes the waiter with `id` if it still waits; `nil` when someone already resumed it.
     @inlinable package mutating func remove(id: UInt64) -> Continuation? {
-        guard let index = entries[head...].firstIndex(where: { $0.id == id }) else { return nil }
-        return entries.remove(at: index).continuation
+        for index in head..<entries.count where entries[index].id == id {
+            return entries.remove(at: index).continuation
+        }
+        return nil
     }
 
     /// A waiter id, unique in the process (one relaxed atomic increment).

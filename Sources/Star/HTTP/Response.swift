@@ -44,7 +44,7 @@ public struct Response: Sendable {
         Response(status: status, headers: [.contentType: "application/octet-stream"], body: ByteBuffer(bytes: bytes))
     }
 
-    /// An `application/json` response with the value encoded by ``JSON/encoder``.
+    /// An `application/json` response with the value encoded by ``JSON/encode(_:)``.
     public static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: try JSON.encode(value)))
     }

@@ -26,7 +26,7 @@ public struct Route: RouteEntry {
     public let standalone: Bool
     /// The handler's parameter types, in order; each must be provided by a component.
     package let parameterTypes: [Any.Type]
-    /// Whether the handler takes a WebSocket session (a ``WebSocketComponentType`` parameter).
+    /// Whether the handler takes a WebSocket session (a `WebSocket` parameter).
     public let isWebSocket: Bool
 
     let invoke: @Sendable (RequestContext) async throws -> Response

@@ -9,7 +9,7 @@ public import ServiceLifecycle
 public import Star
 import Synchronization
 
-/// Serves an ``App`` over HTTP/1.1 (and WebSockets) on SwiftNIO.
+/// Serves an `App` over HTTP/1.1 (and WebSockets) on SwiftNIO.
 ///
 /// ```swift
 /// let server = Server(app: app, configuration: ServerConfiguration(port: 8080))
@@ -33,7 +33,10 @@ public struct Server: Service, Sendable {
 
     /// Creates a server; nothing happens until ``run(onListening:)``.
     ///
-    /// - Parameter eventLoopGroup: The event loops to use; by default the server makes its own
+    /// - Parameters:
+    ///   - app: The app to serve; ``run(onListening:)`` validates it first.
+    ///   - configuration: Where to listen and how to behave.
+    ///   - eventLoopGroup: The event loops to use; by default the server makes its own
     ///   with ``ServerConfiguration/threads`` threads and shuts them down when it stops.
     public init(app: App, configuration: ServerConfiguration = ServerConfiguration(),
                 eventLoopGroup: (any EventLoopGroup)? = nil) {
