@@ -1,5 +1,5 @@
 import NIOCore
-import Star
+@_spi(Transport) import Star
 import Synchronization
 
 /// The events of the channels one ``Broadcast/subscribe(to:bufferSize:isolation:_:)`` scope

@@ -1,7 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOWebSocket
-import Star
+@_spi(Transport) import Star
 import StarWebSocketEngine
 import Synchronization
 

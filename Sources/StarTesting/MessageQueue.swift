@@ -1,4 +1,4 @@
-import Star
+@_spi(Transport) import Star
 import Synchronization
 
 /// An unbounded FIFO between tasks whose `next` suspends until an element or the end arrives,

@@ -1,5 +1,5 @@
 import NIOCore
-package import Star
+@_spi(Transport) package import Star
 import Synchronization
 
 /// The app's side of one WebSocket session, shared by every transport: received messages waiting
@@ -67,7 +67,7 @@ package struct WebSocketMailbox: ~Copyable, Sendable {
     /// `CancellationError` when the waiting task is cancelled. `readingCanResume` runs (outside
     /// the lock) when this receive made room in a queue that ``deliver(_:)`` had reported full:
     /// the transport resumes reading there.
-    @inlinable
+    @inlinable @inline(__always)
     package func receive(readingCanResume: () -> Void) async throws -> WebSocketMessage {
         var resume = false
         let taken: Result<WebSocketMessage, any Error>
