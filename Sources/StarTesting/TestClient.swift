@@ -138,7 +138,7 @@ extension TestClient {
         let head = HTTPRequest(method: .get, scheme: "ws", authority: "testserver", path: target, headerFields: fields)
         let request = Request(head: head, clientAddress: "testclient:0")
         // The checks the server makes before the app sees a handshake.
-        if let refusal = WebSocketHandshakeRules.refusal(for: request) { throw WebSocketDenied(response: TestResponse(refusal)) }
+        if let refusal = WebSocketHandshakeRules.check(request) { throw WebSocketDenied(response: TestResponse(refusal.response)) }
         let transport = InMemoryWebSocketSession(clock: clock, respondsToPings: respondsToPings)
         let outcome = MessageQueue<Result<HTTPFields, WebSocketDenied>>()
         let app = self.app

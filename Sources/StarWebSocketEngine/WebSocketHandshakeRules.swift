@@ -12,16 +12,31 @@ package enum WebSocketHandshakeRules {
         wantsWebSocket && request.method == .get
     }
 
-    /// The refusal for a handshake that is malformed, or `nil` when it is well formed: version 13
-    /// (else 426 with `Sec-WebSocket-Version: 13`) and a well-formed key (else 400).
-    package static func refusal(for request: Request) -> Response? {
-        guard request.headers[.secWebSocketVersion] == "13" else {
-            return HTTPError(.upgradeRequired, detail: "Unsupported WebSocket version: use 13",
-                             headers: [.secWebSocketVersion: "13"]).response
+    /// Why a handshake is refused before routing.
+    package enum Refusal: Sendable, Equatable {
+        /// `Sec-WebSocket-Version` is not 13: 426 with `Sec-WebSocket-Version: 13`.
+        case unsupportedVersion
+        /// `Sec-WebSocket-Key` is missing or not 16 bytes of base64: 400.
+        case malformedKey
+
+        /// The response that answers the handshake.
+        package var response: Response {
+            switch self {
+            case .unsupportedVersion:
+                HTTPError(.upgradeRequired, detail: "Unsupported WebSocket version: use 13",
+                          headers: [.secWebSocketVersion: "13"]).response
+            case .malformedKey:
+                HTTPError(.badRequest, detail: "Missing or malformed Sec-WebSocket-Key").response
+            }
         }
-        guard let key = request.headers[.secWebSocketKey], isWellFormedKey(key) else {
-            return HTTPError(.badRequest, detail: "Missing or malformed Sec-WebSocket-Key").response
-        }
+    }
+
+    /// Why a handshake is malformed, or `nil` when it is well formed (version 13 and a well-formed
+    /// key). A one-byte value, not the response: the connection's task keeps it across a
+    /// suspension, and an idle WebSocket keeps that task's frames.
+    package static func check(_ request: Request) -> Refusal? {
+        guard request.headers[.secWebSocketVersion] == "13" else { return .unsupportedVersion }
+        guard let key = request.headers[.secWebSocketKey], isWellFormedKey(key) else { return .malformedKey }
         return nil
     }
 

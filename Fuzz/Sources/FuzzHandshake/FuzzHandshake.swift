@@ -99,7 +99,7 @@ func examine(_ head: HTTPRequestHead, body: ByteBuffer, trusted: Bool, scheme: S
     _ = (request.queryString, request.url, request.cookies, request.scheme)
 
     guard upgrade, request.method == .get else { return }
-    if let refusal = WebSocketHandshakeRules.refusal(for: request) {
+    if let refusal = WebSocketHandshakeRules.check(request)?.response {
         check(refusal.status == .upgradeRequired || refusal.status == .badRequest, "refusal \(refusal.status)")
         return
     }
