@@ -22,7 +22,7 @@ public struct TestWebSocket: Sendable {
     public var subprotocol: String? { responseHeaders[.secWebSocketProtocol] }
 
     /// Sends a message to the handler; suspends while the handler's queue is full (the server
-    /// would stop reading the socket). Throws ``WebSocketDisconnect`` once the session ended.
+    /// would stop reading the socket). Throws `WebSocketDisconnect` once the session ended.
     public func send(_ message: WebSocketMessage) async throws {
         let frame = switch message {
         case .text(let text): WebSocketStateMachine.Role.client.frame(.text, ByteBuffer(string: text))
@@ -39,7 +39,7 @@ public struct TestWebSocket: Sendable {
         try await send(.text(String(decoding: try JSON.encode(value), as: UTF8.self)))
     }
 
-    /// The next message from the handler; throws ``WebSocketDisconnect`` once the server closed,
+    /// The next message from the handler; throws `WebSocketDisconnect` once the server closed,
     /// and ``TestTimeout`` when nothing arrives in time.
     public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
         switch try await transport.toClient.next(timeout: timeout ?? self.timeout) {
@@ -76,7 +76,7 @@ public struct TestWebSocket: Sendable {
         }
     }
 
-    /// Closes from the client side: the handler's next receive throws ``WebSocketDisconnect`` with
+    /// Closes from the client side: the handler's next receive throws `WebSocketDisconnect` with
     /// `code`, and the server answers the close. A code that must never be sent (1006, 999, …) is
     /// sent as asked, and the server refuses it with 1002 as it would on a socket.
     public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async {

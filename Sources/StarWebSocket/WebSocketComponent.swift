@@ -76,7 +76,7 @@ extension WebSocketComponent {
     /// WebSocketComponent(pingInterval: .seconds(5), pingTimeout: .disabled)
     /// ```
     public struct Timer: Sendable, Hashable {
-        /// The duration, or `nil` when disabled: the value of the matching ``WebSocketOptions`` field.
+        /// The duration, or `nil` when disabled: the value of the matching `WebSocketOptions` field.
         public let duration: Duration?
 
         private init(duration: Duration?) { self.duration = duration }
