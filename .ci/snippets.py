@@ -86,7 +86,7 @@ def main():
     deps = ", ".join(['"%s"' % library.group(1)] + ['.product(name: "%s", package: "star")' % p for p in PRODUCTS])
     manifest += "\n// Added by .ci/snippets.py: one executable target per README snippet.\npackage.targets += [\n"
     for name in order:
-        manifest += '    .executableTarget(name: "%s", dependencies: [%s], path: "Snippets/%s"),\n' % (name, deps, name)
+        manifest += '    .executableTarget(name: "%s", dependencies: [%s], path: "ReadmeSnippets/%s"),\n' % (name, deps, name)
     manifest += "]\n"
     written = {"Package.swift": manifest}
     for path, text in files.items():
@@ -96,7 +96,7 @@ def main():
         body = "\n".join(units[name]).split("\n")
         imports = sorted({l for l in body if re.match(r"(@testable )?import \w+$", l.strip())})
         rest = [l for l in body if l not in imports]
-        written["Snippets/%s/main.swift" % name] = "\n".join(imports + rest)
+        written["ReadmeSnippets/%s/main.swift" % name] = "\n".join(imports + rest)
     for path, text in written.items():
         full = os.path.join(out, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)

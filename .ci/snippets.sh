@@ -14,7 +14,7 @@ dir=${STAR_SNIPPETS_DIR:-$root/.build-snippets}
 mkdir -p "$dir/deps"
 # The dependency's identity is its folder's name: the manifest names Star's products `package: "star"`.
 ln -sfn "$root" "$dir/deps/star"
-rm -rf "$dir/app/Sources" "$dir/app/Tests" "$dir/app/Snippets"
+rm -rf "$dir/app/Sources" "$dir/app/Tests" "$dir/app/ReadmeSnippets" "$dir/app/Snippets"
 python3 .ci/snippets.py "$dir/app" "$dir/deps/star" "$@" >/dev/null
 quiet() { grep -Ev '^\[[0-9]+/[0-9]+\]|^Compiling|^Write|^Fetching|^Computing|^Creating|^Working copy|^Building for|^Build complete'; }
 set +e

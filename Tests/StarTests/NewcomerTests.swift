@@ -25,6 +25,14 @@ private func plainHandler(query: QueryParams) async throws -> String {
     "plain \(query["name"] ?? "-")"
 }
 
+/// The request id that the app gave the request (what the access log and `request-id` metadata show).
+private struct RequestIDProbe: Component {
+    let value: String
+    static func resolve(in context: RequestContext) async throws -> RequestIDProbe {
+        RequestIDProbe(value: context.requestID)
+    }
+}
+
 @Suite struct NewcomerTests {
     @Test func jsonKeysAreSortedInEveryResponse() async throws {
         let app = App(routes: [
@@ -62,7 +70,7 @@ private func plainHandler(query: QueryParams) async throws -> String {
     }
 
     @Test func requestIDsReadAsIDs() async throws {
-        @Sendable func show(request: Request) async throws -> String { request.id ?? "none" }
+        @Sendable func show(id: RequestIDProbe) async throws -> String { id.value }
         let client = try TestClient(App(routes: [Route("/id", .get, show)]))
         let first = await client.get("/id").text
         let second = await client.get("/id").text
