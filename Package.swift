@@ -3,11 +3,17 @@ import PackageDescription
 
 /// Settings every Star target shares: Swift 6 mode with strict concurrency (the default of
 /// tools 6), explicit existentials, and imports that say what each file exposes.
+/// CI sets `STAR_WARNINGS_AS_ERRORS=1` (`.ci/run`): then our own targets, and only they, build
+/// with warnings as errors, so no warning of Star's reaches a user's build. (Not on by default:
+/// a newer compiler's new warning must not break a user's build of a released Star.)
+let warningsAsErrors: [SwiftSetting] =
+    Context.environment["STAR_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : []
+
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-]
+] + warningsAsErrors
 
 let package = Package(
     name: "Star",

@@ -117,9 +117,12 @@ public final class App: Sendable {
         configurationBox.withLock { $0.broadcastURL = url }
     }
 
-    /// A new request id: short, unique within this app's life.
+    /// A new request id, unique within this app's life: `req-` and the request's number in
+    /// decimal, at least six digits (`req-000014`), so that a log line reads `request-id=req-000014`
+    /// rather than a bare `request-id=e`.
     package func makeRequestID() -> String {
         let number = requestCounter.add(1, ordering: .relaxed).newValue
-        return String(number, radix: 16)
+        let digits = String(number)
+        return "req-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 }

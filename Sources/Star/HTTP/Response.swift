@@ -52,10 +52,16 @@ public struct Response: Sendable {
 
 /// The JSON coding Star uses for bodies, responses and WebSocket messages.
 public enum JSON {
-    /// Encodes a value with sorted keys left off and no escaping of `/`: compact output.
+    /// Encodes a value compactly, with object keys sorted and no escaping of `/`.
+    ///
+    /// Keys are sorted so that the same value always gives the same bytes: Foundation's encoder keeps
+    /// a keyed container's keys in a dictionary, so without sorting their order changes from one
+    /// encoding to the next (also for a type with its own `encode(to:)`), which makes responses hard
+    /// to read and impossible to snapshot-test. Responses, ``Response/json(_:status:)`` and
+    /// WebSocket `send(json:)` all go through here.
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(value))
     }
 

@@ -2,6 +2,7 @@ public import Star
 import ServiceLifecycle
 import UnixSignals
 import Foundation
+import Logging
 
 extension App {
     /// Parses Uvicorn-style options (``ServerOptions``) from the command line and `STAR_*`
@@ -19,7 +20,8 @@ extension App {
             // The server itself cancels handlers past --timeout-graceful-shutdown.
             let server = Server(app: self, configuration: options.configuration)
             let configuration = ServiceGroupConfiguration(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: serviceGroupLogger)
             try await ServiceGroup(configuration: configuration).run()
         } catch {
             // A startup failure (routes, a port in use, unreadable TLS files) is one line and exit 1, as in Uvicorn.
@@ -27,6 +29,15 @@ extension App {
             Foundation.exit(1)
         }
         logger.info("Star stopped")
+    }
+
+    /// The app's logger for ServiceLifecycle, at `info` or above: at `debug` a `ServiceGroup` logs its
+    /// whole configuration (twice, in lines of ~1.5 KB); the server logs one line of its effective
+    /// settings at `info` instead.
+    private var serviceGroupLogger: Logger {
+        var groupLogger = logger
+        groupLogger.logLevel = max(groupLogger.logLevel, .info)
+        return groupLogger
     }
 
     /// Takes what belongs to the app from `options`: the log level, and the broadcast URL (which
@@ -50,7 +61,7 @@ extension App {
         )
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: ReloadService(supervisor: supervisor))],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: serviceGroupLogger))
         try await group.run()
     }
 }

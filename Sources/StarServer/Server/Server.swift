@@ -144,6 +144,7 @@ public struct Server: Service, Sendable {
         let place = configuration.unixSocket.map { "unix:\($0)" }
             ?? "\(scheme)://\(configuration.host):\(address?.port ?? configuration.port)"
         app.logger.info("Star serving on \(place) (press Ctrl-C to quit)")
+        app.logger.info("settings: \(configuration.summary(threads: eventLoopGroup == nil ? "\(configuration.threads ?? AvailableCPUs.count)" : "the given group"))")
         let listeningChannel = listener.channel
         let open = OpenConnections()
         let trimmer = MemoryTrimmer.start(on: group.next(), open: open)

@@ -91,3 +91,27 @@ public struct TLSSettings: Sendable, Equatable {
         self.caFile = caFile
     }
 }
+
+extension ServerConfiguration {
+    /// The effective settings on one line, for the server's `info` log at start:
+    /// `threads=2 executor=event-loop access-log=on ws-max-size=16777216 …`.
+    func summary(threads: String) -> String {
+        func seconds(_ duration: Duration?) -> String {
+            guard let duration else { return "off" }
+            let (whole, atto) = duration.components
+            return atto == 0 ? "\(whole)s" : "\(duration.nanoseconds / 1_000_000)ms"
+        }
+        var parts = [
+            "threads=\(threads)", "executor=\(executor.rawValue)", "access-log=\(accessLog ? "on" : "off")",
+            "tls=\(tls == nil ? "off" : "on")", "limit-concurrency=\(concurrencyLimit.map(String.init) ?? "none")",
+            "backlog=\(backlog)", "timeout-keep-alive=\(seconds(keepAliveTimeout))",
+            "timeout-graceful-shutdown=\(seconds(gracefulShutdownTimeout))",
+            "proxy-headers=\(proxyHeaders ? forwardedAllowIPs.joined(separator: ",") : "off")",
+            "ws-max-size=\(webSocket.maxMessageSize)", "ws-max-queue=\(webSocket.maxQueue)",
+            "ws-ping-interval=\(seconds(webSocket.pingInterval))", "ws-ping-timeout=\(seconds(webSocket.pingTimeout))",
+            "ws-per-message-deflate=\(webSocket.perMessageDeflate)",
+        ]
+        if !rootPath.isEmpty { parts.append("root-path=\(rootPath)") }
+        return parts.joined(separator: " ")
+    }
+}
