@@ -26,12 +26,14 @@ let package = Package(
         .library(name: "StarWebSocketEngine", targets: ["StarWebSocketEngine"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
-        .executable(name: "demo", targets: ["StarDemo"]),
-        .executable(name: "pingpong", targets: ["PingPong"]),
-        .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
-        .executable(name: "echo", targets: ["Echo"]),
-        .executable(name: "chat", targets: ["Chat"]),
-        .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
+        // The demo, the examples and the test servers live in Examples/, a package of their own:
+        // SwiftPM builds every product of a dependency, so none of them is a product here.
+    ],
+    // What a user's build compiles only when asked for: `.package(url: …, traits: ["TLS"])`.
+    traits: [
+        .trait(name: "TLS", description: "HTTPS and WSS (--ssl-certfile …) through swift-nio-ssl and BoringSSL."),
+        .trait(name: "PostgreSQL", description: "Broadcast across processes over PostgreSQL LISTEN/NOTIFY (postgres:// URLs) through postgres-nio."),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -72,7 +74,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-                            ],
+            ],
             swiftSettings: strictSettings
         ),
         // glibc's malloc controls for the server's memory trimming (Swift's Glibc lacks <malloc.h>).
@@ -93,7 +95,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
@@ -109,42 +111,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(
-            name: "StarDemo",
-            dependencies: ["Star", "StarServer", "StarWebSocket"],
-            // The demo is also our compile check for swiftlang/swift#91831: pack handlers in a
-            // module with NonisolatedNonsendingByDefault must still build (DESIGN §2).
-            swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
-        ),
-        .executableTarget(
-            name: "PingPong", dependencies: ["Star", "StarServer", "StarWebSocket"],
-            path: "Sources/Examples/PingPong", swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "PingPongStandalone", dependencies: ["Star", "StarServer", "StarWebSocket"],
-            path: "Sources/Examples/PingPongStandalone", swiftSettings: strictSettings
-        ),
         .target(
             name: "StarBroadcast",
             dependencies: [
                 "Star",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
             ],
             swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "Chat", dependencies: ["Star", "StarServer", "StarWebSocket", "StarBroadcast"],
-            path: "Sources/Examples/Chat", resources: [.copy("index.html")], swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "Echo", dependencies: ["Star", "StarServer", "StarWebSocket"],
-            path: "Sources/Examples/Echo", swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "WebSocketTestServer", dependencies: ["Star", "StarServer", "StarWebSocket"],
-            path: "Tests/Peers/WebSocketTestServer", swiftSettings: strictSettings
         ),
         .testTarget(
             name: "StarTests",

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Outside-peer tests: the pytest suite in Tests/Peers/ (Python `websockets` and raw
-# sockets) against the real server binaries in .build/debug/ (pingpong,
-# pingpong-standalone, echo, ws-test-server), which `.ci/run` builds first. The
+# sockets) against the real server binaries in Examples/.build/debug/ (pingpong,
+# pingpong-standalone, echo, ws-test-server, demo, chat), which `.ci/run` builds first. The
 # suite starts and stops each server itself, on free ports of 127.0.0.1.
 # test_chat_broadcast.py (two `chat` processes) also needs PostgreSQL: $STAR_TEST_POSTGRES_URL,
 # else it runs `.ci/postgres.sh start` itself. `.ci/run` runs it in a step of its own, and
 # leaves it out here (--ignore=Tests/Peers/test_chat_broadcast.py).
 #
 # Usage: .ci/peer-tests.sh [PYTEST ARGS...]   e.g. .ci/peer-tests.sh -k echo
-# Env:   STAR_BIN_DIR  where the binaries are (default: .build/debug)
+# Env:   STAR_BIN_DIR  where the binaries are (default: Examples/.build/debug)
 #        CI=true       a missing binary or peer fails the tests instead of skipping them
 # Exit:  pytest's status, except that "no tests collected" (5) is a failure too (1).
 set -euo pipefail

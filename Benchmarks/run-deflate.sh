@@ -32,8 +32,8 @@ for tool in taskset curl jq make cc timeout; do
 done
 
 # One Swift build at a time on this machine: every build goes through the shared lock.
-(cd "$ROOT" && flock /tmp/swiftbuild.lock swift build -c release --product echo)
-ECHO="$(cd "$ROOT" && flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)/echo"
+(cd "$ROOT/Examples" && flock /tmp/swiftbuild.lock swift build -c release --product echo)
+ECHO="$(cd "$ROOT/Examples" && flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)/echo"
 make -s -C loadgen
 LOADGEN=loadgen/loadgen
 

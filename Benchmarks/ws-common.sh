@@ -35,8 +35,8 @@ build_c_tools() {  # loadgen and malloccount.so (make: only when the source chan
 # is used as it is. Without a binary, exit with EXIT-STATUS (default 1).
 build_star_echo() {  # script-name [exit-status]
     if [[ -z ${STAR_ECHO:-} ]]; then
-        (cd "$ROOT_DIR" && timeout 3600 flock "$LOCK" swift build -c release --product echo)
-        STAR_ECHO=$ROOT_DIR/.build/release/echo
+        (cd "$ROOT_DIR/Examples" && timeout 3600 flock "$LOCK" swift build -c release --product echo)
+        STAR_ECHO=$ROOT_DIR/Examples/.build/release/echo
     fi
     [[ -x $STAR_ECHO ]] || { echo "$1: no Star echo binary at $STAR_ECHO" >&2; exit "${2:-1}"; }
 }

@@ -32,11 +32,18 @@ public final class Broadcast: Sendable {
     /// - Parameters:
     ///   - url: `memory://` (one process) or `postgres://user:password@host:port/database`.
     ///   - logger: Where dropped events and backend outages are logged.
-    /// - Throws: ``BroadcastError`` for a URL that is not one of these.
+    /// - Throws: ``BroadcastError`` for a URL that is not one of these, and for a `postgres://` URL
+    ///   when Star was built without its `PostgreSQL` package trait.
     public init(url: String = "memory://", logger: Logger = Logger(label: "star.broadcast")) throws(BroadcastError) {
         switch try BroadcastURL(url) {
         case .memory: backend = MemoryBackend()
-        case .postgres(let settings): backend = PostgresBackend(settings: settings, logger: logger)
+        case .postgres(let settings):
+            #if PostgreSQL
+            backend = PostgresBackend(settings: settings, logger: logger)
+            #else
+            _ = settings
+            throw BroadcastURL.postgresUnavailable(url)  // BroadcastURL refuses it first
+            #endif
         }
         hub = Hub(logger: logger)
     }

@@ -30,6 +30,7 @@ enum BroadcastURL: Sendable, Equatable {
             guard let username = components.percentEncodedUser.flatMap({ $0.removingPercentEncoding }), !username.isEmpty else {
                 throw .invalidURL("'\(text)' names no user")
             }
+            guard Self.hasPostgreSQL else { throw Self.postgresUnavailable(text) }
             let database = components.path.dropFirst()
             self = .postgres(PostgresSettings(
                 host: host, port: components.port ?? 5432, username: username,
@@ -39,5 +40,20 @@ enum BroadcastURL: Sendable, Equatable {
         default:
             throw .invalidURL("unsupported scheme '\(scheme)': use memory:// or postgres://")
         }
+    }
+
+    /// Whether this build has the PostgreSQL backend (Star's `PostgreSQL` package trait).
+    static var hasPostgreSQL: Bool {
+        #if PostgreSQL
+        true
+        #else
+        false
+        #endif
+    }
+
+    /// The error for a well-formed `postgres://` URL in a build without the PostgreSQL backend.
+    static func postgresUnavailable(_ text: String) -> BroadcastError {
+        .invalidURL("'\(text)' needs Star's PostgreSQL trait: depend on Star with "
+                    + #".package(url: …, branch: "main", traits: ["PostgreSQL"])"#)
     }
 }

@@ -42,8 +42,26 @@ public struct TestClient: Sendable {
         fields.append(contentsOf: headers)
         let head = HTTPRequest(method: method, scheme: "http", authority: "testserver", path: target, headerFields: fields)
         let request = Request(head: head, body: body, clientAddress: "testclient:0")
-        let response = await app.respond(to: request) ?? Response(status: .internalServerError)
+        var response = await app.respond(to: request) ?? Response(status: .internalServerError)
+        if method == .head { response = Self.headOnly(response) }
         return TestResponse(response)
+    }
+
+    /// What a server sends for `HEAD`: the head of the response with its `Content-Length`, no body.
+    private static func headOnly(_ response: Response) -> Response {
+        var head = response
+        let code = response.status.code
+        if code >= 200 && code != 204 && code != 304 {
+            head.headers[.contentLength] = String(response.body.readableBytes)
+        }
+        head.body = ByteBuffer()
+        return head
+    }
+
+    /// Sends a `HEAD`: the response has the `GET`'s status and headers (with its `Content-Length`)
+    /// and no body, as from the server.
+    public func head(_ target: String, headers: HTTPFields = [:]) async -> TestResponse {
+        await request(.head, target, headers: headers)
     }
 
     /// Sends a `GET`.

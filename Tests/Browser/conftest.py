@@ -7,14 +7,14 @@ real Star server binaries.
   page          a fresh about:blank tab per test, closed afterwards
   new_page      a factory for more tabs in one test: new_page(url="about:blank"); each is
                 closed at the end of the test (its console printed, like `page`'s)
-  echo_server   .build/debug/echo on a free loopback port, once per module (route /echo)
+  echo_server   Examples/.build/debug/echo on a free loopback port, once per module (route /echo)
   postgres      the PostgreSQL the chat tests share (session-scoped): $STAR_TEST_POSTGRES_URL,
                 else `.ci/postgres.sh start` (Tests/support/star_processes.py, `Postgres`)
-  chat_servers  two .build/debug/chat processes on free ports, both with
+  chat_servers  two Examples/.build/debug/chat processes on free ports, both with
                 --broadcast-url <postgres>, once per module (test_chat_browser.py)
 
 Servers are never built here: a missing binary (or PostgreSQL) fails the tests. Binaries
-come from $STAR_BIN_DIR (default: <repo>/.build/debug). Every test also has a hard SIGALRM
+come from $STAR_BIN_DIR (default: <repo>/Examples/.build/debug). Every test also has a hard SIGALRM
 deadline (default 90 s, or the `deadline(seconds)` marker) on top of the timeouts of each
 CDP call. The process helpers are shared with Tests/Peers: Tests/support/star_processes.py.
 """

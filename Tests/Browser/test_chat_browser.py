@@ -1,7 +1,7 @@
 """Two real browsers' tabs chatting through two `chat` processes that share one PostgreSQL.
 
 conftest's `chat_servers` runs two `chat` processes with --broadcast-url <postgres>; headless
-Chromium (cdp.py) opens the chat page (Sources/Examples/Chat/index.html, served at `/`) from
+Chromium (cdp.py) opens the chat page (Examples/Sources/Chat/index.html, served at `/`) from
 each, on the same room (`/#room`). Page A types into #message and clicks #send with real
 input events (CDP Input.insertText and mouse clicks), and page B shows the message as a new
 <li> of #log, as text (markup in a message stays text: never innerHTML); then the other way

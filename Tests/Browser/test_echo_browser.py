@@ -1,4 +1,4 @@
-"""A real browser against the echo example (Sources/Examples/Echo, route /echo).
+"""A real browser against the echo example (Examples/Sources/Echo, route /echo).
 
 Headless Chromium (cdp.py) opens about:blank and runs ECHO_SCENARIO in the page: a
 `new WebSocket("ws://127.0.0.1:N/echo")`, a text message with non-ASCII characters

@@ -14,7 +14,7 @@ STAR_* variables for one test (test_server_options.py) and stops it afterwards.
 may stop, start or restart. `chat_servers` (module-scoped) is a list of two `chat`
 processes with `--broadcast-url <postgres>`: one room spans both.
 
-Binaries come from $STAR_BIN_DIR (default: <repo>/.build/debug). A missing binary
+Binaries come from $STAR_BIN_DIR (default: <repo>/Examples/.build/debug). A missing binary
 (or PostgreSQL) fails the tests when CI=true (and skips them otherwise, for a
 developer who built only part of the package).
 

@@ -1,4 +1,4 @@
-"""The chat example (Sources/Examples/Chat) on PostgreSQL LISTEN/NOTIFY, across two processes.
+"""The chat example (Examples/Sources/Chat) on PostgreSQL LISTEN/NOTIFY, across two processes.
 
 Two `chat` processes (conftest's `chat_servers`) share one PostgreSQL (`postgres`:
 $STAR_TEST_POSTGRES_URL, else `.ci/postgres.sh start`); Python `websockets` clients join

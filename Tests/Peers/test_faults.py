@@ -1,5 +1,5 @@
 """Fault tests (issue #8, item 3): misbehaving peers and handlers against the real
-ws-test-server binary (Tests/Peers/WebSocketTestServer/main.swift). Each test is bounded in
+ws-test-server binary (Examples/Sources/WebSocketTestServer/main.swift). Each test is bounded in
 time, asserts what the server really does, and ends by checking that the server still answers
 a fresh echo.
 

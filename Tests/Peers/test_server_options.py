@@ -5,10 +5,10 @@ outside with raw sockets, `ssl`, `http.client` and the `websockets` client.
 Servers (started per test with conftest's `start_server`, or the module-scoped
 `ws_test_server` fixture for the default options):
 
-  ws-test-server  Tests/Peers/WebSocketTestServer/main.swift: /info (JSON {client, scheme,
+  ws-test-server  Examples/Sources/WebSocketTestServer/main.swift: /info (JSON {client, scheme,
                   path, rootPath}), /ws-info (the same as a WebSocket message), /slow?ms=N,
                   /echo, /idle; its WebSocketComponent fixes a 1 MiB limit and 0.5 s pings
-  demo            Sources/StarDemo/main.swift: /hello/{name}, /ws/{room} (welcome, then echoes
+  demo            Examples/Sources/Demo/main.swift: /hello/{name}, /ws/{room} (welcome, then echoes
                   text prefixed with the room); its WebSocketComponent() has no overrides, so
                   --ws-max-size and --ws-ping-* from the command line take effect there
 

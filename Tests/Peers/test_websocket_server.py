@@ -4,10 +4,10 @@ Clients: the `websockets` library (new asyncio API) for the well-behaved side, a
 raw sockets for what a library would not send (bad handshakes, unmasked frames,
 absurd lengths, a client that never answers pings). Servers (see conftest.py):
 
-  pingpong, pingpong-standalone  Sources/Examples/PingPong*/main.swift: the game of
+  pingpong, pingpong-standalone  Examples/Sources/PingPong*/main.swift: the game of
                                  Tests/Peers/pingpong_client.py on /{+path}
-  echo                           Sources/Examples/Echo/main.swift: /echo, 16 MiB limit
-  ws-test-server                 Tests/Peers/WebSocketTestServer/main.swift: one route per
+  echo                           Examples/Sources/Echo/main.swift: /echo, 16 MiB limit
+  ws-test-server                 Examples/Sources/WebSocketTestServer/main.swift: one route per
                                  observable row of the contract; keepalive ping every
                                  0.5 s with a 0.5 s timeout; GET /events lists what the
                                  handlers observed

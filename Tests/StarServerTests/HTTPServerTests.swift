@@ -134,6 +134,62 @@ let serverTestApp = App(
         }
     }
 
+    @Test func headAnswersAGETRouteWithItsHeadAndNoBody() async throws {
+        try await withServer(serverTestApp) { port in
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /hello/star HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (get, _) = await socket.read { $0.contains("}") }
+            try socket.send("HEAD /hello/star HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (text, _) = await socket.read { $0.contains(#"{"hello":"next"}"#) }
+            let head = try #require(text.components(separatedBy: "\r\n\r\n").first)
+            #expect(head.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(head.contains("content-length: \(#"{"hello":"star"}"#.utf8.count)"), "the GET's length: \(head)")
+            #expect(get.contains("content-length: \(#"{"hello":"star"}"#.utf8.count)"))
+            #expect(!text.contains(#"{"hello":"star"}"#), "no body after the HEAD's head")
+            #expect(text.hasSuffix(#"{"hello":"next"}"#), "the next request on the connection is served")
+        }
+    }
+
+    @Test func expectContinueIsAnsweredBeforeTheBodyIsSent() async throws {
+        try await withServer(serverTestApp) { port in
+            let socket = try RawSocket(port: port)
+            try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            let (interim, closed) = await socket.read { $0.contains("\r\n\r\n") }
+            #expect(!closed && interim == "HTTP/1.1 100 Continue\r\n\r\n", "the client waits for this before sending the body")
+            try socket.send("hello")
+            let (final, _) = await socket.read { $0.hasSuffix("\r\n\r\n5") }
+            #expect(final.hasPrefix("HTTP/1.1 200 OK") && final.hasSuffix("5"))
+
+            let large = try RawSocket(port: port)
+            try large.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+            let (refused, _) = await large.read { $0.contains("}") }
+            #expect(refused.hasPrefix("HTTP/1.1 413"), "a body over the limit is refused without asking for it")
+        }
+    }
+
+    @Test func aBodyThatStopsArrivingGets408AndTheConnectionCloses() async throws {
+        var configuration = ServerConfiguration(port: 0, accessLog: false)
+        configuration.requestBodyTimeout = .milliseconds(300)
+        try await withServer(serverTestApp, configuration: configuration) { port in
+            let socket = try RawSocket(port: port)
+            let started = ContinuousClock.now
+            try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            try await Task.sleep(for: .milliseconds(200))
+            try socket.send("def")  // progress: the timeout counts again from here
+            let (text, closed) = await socket.read()
+            #expect(text.hasPrefix("HTTP/1.1 408") && closed, "\(text)")
+            #expect(ContinuousClock.now - started >= .milliseconds(450), "counted from the last part, not the head")
+
+            let chunked = try RawSocket(port: port)
+            try chunked.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            let (cut, cutClosed) = await chunked.read()
+            #expect(cut.hasPrefix("HTTP/1.1 408") && cutClosed, "a chunked body that stops too")
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello/after"), timeout: .seconds(10))
+            #expect(response.status == .ok, "other connections are unaffected")
+        }
+    }
+
     @Test func twoHundredConnectionsFiftyRequestsEach() async throws {
         try await withServer(serverTestApp) { port in
             var configuration = HTTPClient.Configuration()

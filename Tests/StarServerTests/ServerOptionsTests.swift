@@ -43,6 +43,27 @@ import Testing
         #expect(throws: (any Error).self) { try ServerOptions.parse(arguments) }
     }
 
+    #if !TLS
+    /// TLS is Star's `TLS` trait: without it, asking for TLS is refused, on the command line and
+    /// in a configuration, with the way to turn it on; never served as plain HTTP.
+    @Test func tlsWithoutItsTraitIsRefusedWithTheFix() async throws {
+        let existing = #filePath
+        do {
+            _ = try ServerOptions.parse(["--ssl-certfile", existing, "--ssl-keyfile", existing])
+            Issue.record("--ssl-certfile was accepted by a build without the TLS trait")
+        } catch {
+            #expect(ServerOptions.message(for: error).contains(#"traits: ["TLS"]"#))
+        }
+        @Sendable @concurrent func ok() async -> String { "ok" }
+        var configuration = ServerConfiguration(port: 0)
+        configuration.tls = TLSSettings(certificateFile: existing, keyFile: existing)
+        let server = Server(app: App(routes: [Route("/", .get, ok)]), configuration: configuration)
+        let error = await #expect(throws: ServerError.self) { try await server.run(onListening: { _ in }) }
+        #expect(error?.kind == .tlsUnavailable)
+        #expect(error?.description.contains(#"traits: ["TLS"]"#) == true)
+    }
+    #endif
+
     @Test func broadcastURLReachesTheAppsConfiguration() throws {
         @Sendable @concurrent func ok() async -> String { "ok" }
         let app = App(routes: [Route("/", .get, ok)], configuration: .init(broadcastURL: "memory://"))

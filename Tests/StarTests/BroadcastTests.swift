@@ -118,6 +118,18 @@ import Testing
         #expect(await (try TestClient(own)).get("/").text == "round trip", "the component's URL wins")
     }
 
+    #if !PostgreSQL
+    /// PostgreSQL is Star's `PostgreSQL` trait: without it a well-formed `postgres://` URL is refused
+    /// with the way to turn it on, not accepted and then never connected.
+    @Test func postgresWithoutItsTraitIsRefusedWithTheFix() {
+        let url = "postgres://star:secret@127.0.0.1:5432/chat"
+        let error = #expect(throws: BroadcastError.self) { try Broadcast(url: url) }
+        #expect(error?.kind == .invalidURL)
+        #expect(error?.description.contains(#"traits: ["PostgreSQL"]"#) == true)
+        #expect(throws: BroadcastError.self) { try BroadcastComponent(url: url) }
+    }
+    #endif
+
     @Test(arguments: ["redis://x", "postgres://", "postgres:///db", "not a url"])
     func badURLsAreRefusedWithAReason(_ url: String) {
         let error = #expect(throws: BroadcastError.self) { try Broadcast(url: url) }

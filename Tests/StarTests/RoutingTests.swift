@@ -49,7 +49,42 @@ import Testing
         let client = try TestClient(Self.app)
         let response = await client.request(.put, "/users/1")
         #expect(response.status == .methodNotAllowed)
-        #expect(response.headers[.allow] == "DELETE, GET")
+        #expect(response.headers[.allow] == "DELETE, GET, HEAD")
+    }
+
+    @Test func headAnswersEveryGETRouteWithItsHeadAndNoBody() async throws {
+        let client = try TestClient(Self.app)
+        let get = await client.get("/users/42")
+        let head = await client.head("/users/42")
+        #expect(head.status == .ok && head.body.isEmpty)
+        #expect(head.headers[.contentType] == get.headers[.contentType])
+        #expect(head.headers[.contentLength] == String(get.body.count))
+        #expect(await client.head("/files/a/b").status == .ok, "rest templates too")
+        #expect(await client.head("/nope").status == .notFound)
+        let onlyDelete = App(routes: [Route("/users/{id}", .delete, Self.ok)])
+        #expect(await (try TestClient(onlyDelete)).head("/users/1").status == .methodNotAllowed)
+    }
+
+    @Test func aTrailingSlashTwinRedirectsWith307() async throws {
+        let app = App(routes: [
+            Route("/notes", .get, Self.ok), Route("/folders/", .get, Self.ok), Route("/files/{+path}", .get, Self.echoPath),
+        ])
+        let client = try TestClient(app)
+        let added = await client.get("/folders?sort=name")
+        #expect(added.status == .temporaryRedirect && added.headers[.location] == "/folders/?sort=name")
+        let removed = await client.get("/notes/")
+        #expect(removed.status == .temporaryRedirect && removed.headers[.location] == "/notes")
+        #expect(await client.get("/notes").text == "ok")
+        #expect(await client.get("/other/").status == .notFound, "no twin: 404")
+        #expect(await client.post("/notes/").status == .notFound, "the twin must match the same method")
+        #expect(await client.get("//notes/").status == .notFound, "never a Location that names another host")
+    }
+
+    @Test func anExplicitHEADRouteWins() async throws {
+        @Sendable @concurrent func head() async -> Response { Response(status: .noContent, headers: [.init("X-Head")!: "own"]) }
+        let app = App(routes: [Route("/", .get, Self.ok), Route("/", .head, head)])
+        let response = await (try TestClient(app)).head("/")
+        #expect(response.status == .noContent && response.headers[.init("X-Head")!] == "own")
     }
 
     @Test func includesNestPrefixesAndNames() async throws {

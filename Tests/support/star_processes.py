@@ -7,7 +7,7 @@ otherwise (Tests/Browser passes `always_fail=True`: it never skips).
 
   free_port(), wait_for_port(proc, port, timeout), wait_for_unix_socket(proc, path, timeout)
   StarServer                       one running binary: .ws(path), .http(path), .alive(), .log_tail(), .stop()
-  binary_path(name)                $STAR_BIN_DIR/NAME (default <repo>/.build/debug/NAME)
+  binary_path(name)                $STAR_BIN_DIR/NAME (default <repo>/Examples/.build/debug/NAME)
   start_server(name, ...)          starts it on a free port and waits until it listens
   stop_server(server)              SIGTERM, then SIGKILL after 5 s
   finish_server(s), finish_servers(list)   stop, and fail when one died early or exited non-zero
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BIN_DIR = Path(os.environ.get("STAR_BIN_DIR") or ROOT / ".build" / "debug")
+BIN_DIR = Path(os.environ.get("STAR_BIN_DIR") or ROOT / "Examples" / ".build" / "debug")
 HOST = "127.0.0.1"
 POSTGRES_SH = ROOT / ".ci" / "postgres.sh"
 
@@ -116,7 +116,7 @@ def binary_path(name, always_fail=False):
     """The server binary `name`; a missing one fails (CI, always_fail) or skips the test."""
     binary = BIN_DIR / name
     if not (binary.is_file() and os.access(binary, os.X_OK)):
-        missing("server binary %s is missing: build it first (`swift build`); the tests do not build it"
+        missing("server binary %s is missing: build them first (`swift build --package-path Examples`); the tests do not build it"
                 % binary, always_fail)
     return binary
 

@@ -47,6 +47,9 @@ extension App {
         }
         switch router.match(request.method, path: request.path) {
         case .notFound:
+            if let location = Self.trailingSlashTwin(of: request, in: router) {
+                return .answered(Response(status: .temporaryRedirect, headers: [.location: location]))
+            }
             return .answered(HTTPError(.notFound).response)
         case .methodNotAllowed(let methods):
             let allow = methods.map(\.rawValue).joined(separator: ", ")
@@ -67,6 +70,19 @@ extension App {
             if let handshake { return .webSocket(context, handshake) }
             return .http(context)
         }
+    }
+
+    /// Where a path that matches no route is answered from, when the same path with its trailing
+    /// slash added or removed matches one for this method (`/notes/` for `/notes`, as Starlette's
+    /// `redirect_slashes`): a `307` keeps the method and the body. `nil` when the twin matches nothing
+    /// either, and never a path that starts with `//` (a client reads that `Location` as another host).
+    private static func trailingSlashTwin(of request: Request, in router: Router) -> String? {
+        let path = request.path
+        guard path.utf8.count > 1 else { return nil }
+        let twin = path.hasSuffix("/") ? String(path.dropLast()) : path + "/"
+        guard !twin.hasPrefix("//"), case .found = router.match(request.method, path: twin) else { return nil }
+        let query = request.queryString
+        return request.rootPath + twin + (query.isEmpty ? "" : "?" + query)
     }
 
     @inline(never)

@@ -75,8 +75,24 @@ package struct Router: Sendable {
                 throw .duplicateRoute(route: route.name, method: route.method.rawValue, template: route.template)
             }
         }
+        Self.answerHEADWithGET(root)
         self.routes = routes
         self.byName = byName
+    }
+
+    /// Every `GET` route also answers `HEAD` (RFC 9110 §9.3.2: the GET's head, no body) unless a
+    /// `HEAD` route of its own is registered for the same template; `Allow` lists both.
+    private static func answerHEADWithGET(_ node: Node) {
+        func add(_ methods: inout [HTTPRequest.Method: Int]) {
+            if let get = methods[.get], methods[.head] == nil { methods[.head] = get }
+        }
+        add(&node.routes)
+        if var rest = node.rest {
+            add(&rest.routes)
+            node.rest = rest
+        }
+        for child in node.literals.values { answerHEADWithGET(child) }
+        if let variable = node.variable { answerHEADWithGET(variable.node) }
     }
 
     /// Finds the route for a method and a path (without the query string).

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 import NIOCore
@@ -260,3 +261,4 @@ final class PostgresBackend: BroadcastBackend {
         }
     }
 }
+#endif

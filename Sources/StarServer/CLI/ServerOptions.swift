@@ -51,6 +51,9 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds an idle keep-alive connection stays open.")
     public var timeoutKeepAlive: Double = 5
 
+    @Option(help: "Seconds a request body may go without a byte arriving before 408 and close (0 disables).")
+    public var timeoutRequestBody: Double = 30
+
     @Option(help: "Seconds to wait for handlers after SIGTERM/SIGINT before cancelling them.")
     public var timeoutGracefulShutdown: Double = 10
 
@@ -103,7 +106,8 @@ public struct ServerOptions: ParsableArguments {
         guard (1...(1 << 30)).contains(wsMaxSize) else { throw ValidationError("--ws-max-size must be between 1 and 1 GiB") }
         guard wsMaxQueue > 0 else { throw ValidationError("--ws-max-queue must be positive") }
         for (name, value) in [("--ws-ping-interval", wsPingInterval), ("--ws-ping-timeout", wsPingTimeout),
-                              ("--timeout-keep-alive", timeoutKeepAlive), ("--timeout-graceful-shutdown", timeoutGracefulShutdown)]
+                              ("--timeout-keep-alive", timeoutKeepAlive), ("--timeout-graceful-shutdown", timeoutGracefulShutdown),
+                              ("--timeout-request-body", timeoutRequestBody)]
         where !(value >= 0 && value <= 1_000_000) {
             throw ValidationError("\(name) must be a number of seconds between 0 and 1000000")
         }
@@ -113,6 +117,7 @@ public struct ServerOptions: ParsableArguments {
         if (sslCertfile == nil) != (sslKeyfile == nil) {
             throw ValidationError("--ssl-certfile and --ssl-keyfile go together")
         }
+        if sslCertfile != nil, !ServerTLS.isAvailable { throw ValidationError("--ssl-certfile: \(ServerError.tlsHint)") }
         for file in [sslCertfile, sslKeyfile, sslCaCerts].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: file) {
             throw ValidationError("no such file: \(file)")
         }
@@ -132,6 +137,7 @@ public struct ServerOptions: ParsableArguments {
         configuration.webSocket.pingTimeout = wsPingTimeout > 0 ? .milliseconds(Int64(wsPingTimeout * 1000)) : nil
         configuration.webSocket.perMessageDeflate = wsPerMessageDeflate
         configuration.keepAliveTimeout = .milliseconds(Int64(timeoutKeepAlive * 1000))
+        configuration.requestBodyTimeout = timeoutRequestBody > 0 ? .milliseconds(Int64(timeoutRequestBody * 1000)) : nil
         configuration.gracefulShutdownTimeout = .milliseconds(Int64(timeoutGracefulShutdown * 1000))
         configuration.concurrencyLimit = limitConcurrency
         configuration.backlog = backlog
@@ -151,7 +157,7 @@ public struct ServerOptions: ParsableArguments {
     static let environmentOptions: [(String, String, Bool)] = [
         "host", "port", "uds", "log-level", "reload-dir", "ws-max-size", "ws-max-queue", "ws-ping-interval",
         "ws-ping-timeout", "ws-per-message-deflate", "timeout-keep-alive", "timeout-graceful-shutdown",
-        "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
+        "timeout-request-body", "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
         "forwarded-allow-ips", "root-path", "threads", "executor", "broadcast-url",
     ].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, false) }
         + ["access-log", "reload", "proxy-headers"].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, true) }

@@ -41,13 +41,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var responding = false
     /// A parse error arrived while responding: close once the response is out.
     private var closeAfterResponse = false
-    /// When the connection closes unless a request head has arrived: the header-read timeout on
-    /// a new connection, the keep-alive timeout between requests; `nil` while a request is in hand.
-    private var headDeadline: NIODeadline?
-    /// The one timer that enforces ``headDeadline``. It is not rescheduled per request (that cost
+    /// What the connection waits for from the client: a request head (the header-read timeout on a
+    /// new connection, the keep-alive timeout between requests: past it the connection closes) or
+    /// more of a request body (``ServerConfiguration/requestBodyTimeout`` since the last part: past
+    /// it 408, then close).
+    private enum Awaited { case head, body }
+    /// Until when the connection waits for ``Awaited``; `nil` while the app has the request.
+    private var readDeadline: (deadline: NIODeadline, awaited: Awaited)?
+    /// The one timer that enforces ``readDeadline``. It is not rescheduled per request (that cost
     /// a heap insert and removal per response, measured at ~5 % of CPU): when it fires early it
     /// re-arms itself for the current deadline, and when there is none it lapses.
-    private var headTimer: (task: Scheduled<Void>, due: NIODeadline)?
+    private var readTimer: (task: Scheduled<Void>, due: NIODeadline)?
     /// Whether the peer is a trusted proxy whose forwarding headers count (fixed per connection).
     private let trustsProxy: Bool
 
@@ -62,50 +66,68 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        awaitHead(within: configuration.headerReadTimeout, context: context)
+        startWaiting(for: .head, within: configuration.headerReadTimeout, context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        headTimer?.task.cancel()
-        headTimer = nil
+        readTimer?.task.cancel()
+        readTimer = nil
         self.context = nil
     }
 
-    private func awaitHead(within timeout: Duration, context: ChannelHandlerContext) {
+    private func startWaiting(for awaited: Awaited, within timeout: Duration, context: ChannelHandlerContext) {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
-        headDeadline = deadline
+        readDeadline = (deadline, awaited)
         // A timer due later than the new deadline (the header-read timer when the shorter
         // keep-alive timeout takes over) must not stand: re-arm it.
-        if let timer = headTimer, timer.due <= deadline { return }
-        armHeadTimer(for: deadline, context: context)
+        if let timer = readTimer, timer.due <= deadline { return }
+        armReadTimer(for: deadline, context: context)
     }
 
-    private func armHeadTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
-        headTimer?.task.cancel()
+    private func armReadTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        readTimer?.task.cancel()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let task = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.headTimerFired() }
-        headTimer = (task, deadline)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.readTimerFired() }
+        readTimer = (task, deadline)
     }
 
-    private func headTimerFired() {
-        headTimer = nil
-        guard let context, let deadline = headDeadline else { return }
-        if deadline <= .now() {
+    private func readTimerFired() {
+        readTimer = nil
+        guard let context, let (deadline, awaited) = readDeadline else { return }
+        guard deadline <= .now() else { return armReadTimer(for: deadline, context: context) }
+        readDeadline = nil
+        switch awaited {
+        case .head:
             context.close(promise: nil)
-        } else {
-            armHeadTimer(for: deadline, context: context)
+        case .body:
+            refuse(context: context, .requestTimeout, "The request body stopped arriving")
         }
+    }
+
+    /// Waits for the rest of a body (or for more of it) within the request-body timeout.
+    private func awaitBody(context: ChannelHandlerContext) {
+        if let timeout = configuration.requestBodyTimeout { startWaiting(for: .body, within: timeout, context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), _):
-            headDeadline = nil
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodySize {
+            readDeadline = nil
+            let length = head.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > maxBodySize {
                 refuse(context: context, .contentTooLarge, "Request body is larger than \(maxBodySize) bytes")
                 return
             }
             state = .receiving(head: head, body: context.channel.allocator.buffer(capacity: 0))
+            if (length ?? 0) > 0 || head.headers.contains(name: "transfer-encoding") {
+                awaitBody(context: context)
+                // The client waits for this before it sends the body (RFC 9110 §10.1.1); the body
+                // fits the limit (a larger declared one was refused above), so ask for it.
+                if head.version.minor >= 1, head.headers.lists("100-continue", in: "expect") {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                                          promise: nil)
+                }
+            }
         case (.body(var part), .receiving(let head, var body)):
             guard body.readableBytes + part.readableBytes <= maxBodySize else {
                 refuse(context: context, .contentTooLarge, "Request body is larger than \(maxBodySize) bytes")
@@ -114,7 +136,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             state = .idle  // let `body` be uniquely referenced while we append
             body.writeBuffer(&part)
             state = .receiving(head: head, body: body)
+            awaitBody(context: context)
         case (.end, .receiving(let head, let body)):
+            readDeadline = nil
             state = .idle
             deliver(context: context, head: head, body: body)
         case (.body, _), (.end, _):
@@ -200,7 +224,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let keepAlive = keepAlive && !closeAfterResponse
         // The timer starts before the write: writing the end lets the pipelining handler pass on a
         // request that is already waiting, whose head then cancels the timer.
-        if keepAlive { awaitHead(within: configuration.keepAliveTimeout, context: context) }
+        if keepAlive { startWaiting(for: .head, within: configuration.keepAliveTimeout, context: context) }
         write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
     }
 

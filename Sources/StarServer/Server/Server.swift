@@ -4,7 +4,6 @@ import Logging
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 public import ServiceLifecycle
 public import Star
 import Synchronization
@@ -57,7 +56,7 @@ public struct Server: Service, Sendable {
     public func run(onListening: @escaping @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
         if let level = configuration.logLevel { app.setLogLevel(level) }
-        let tls = try configuration.tls.map(Self.makeTLSContext)
+        let tls = try configuration.tls.map(ServerTLS.init)
         let ownGroup = eventLoopGroup == nil
             ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? AvailableCPUs.count) : nil
         let group = eventLoopGroup ?? ownGroup!
@@ -111,7 +110,7 @@ public struct Server: Service, Sendable {
         }
     }
 
-    private func serve(on group: any EventLoopGroup, tls: NIOSSLContext?, onListening: @Sendable (SocketAddress) -> Void) async throws {
+    private func serve(on group: any EventLoopGroup, tls: ServerTLS?, onListening: @Sendable (SocketAddress) -> Void) async throws {
         let configuration = self.configuration
         let metrics = ServerMetrics(factory: configuration.metricsFactory)
         // One executor per event loop, shared by its connections' tasks; the accept loop runs on the
@@ -188,7 +187,7 @@ public struct Server: Service, Sendable {
     ///
     /// The options are set here, synchronously, rather than as the bootstrap's child-channel options:
     /// NIO applies those through a chain of futures, 15 allocations per accepted connection.
-    private static func configure(_ channel: any Channel, tls: NIOSSLContext?,
+    private static func configure(_ channel: any Channel, tls: ServerTLS?,
                                   settings: ConnectionSettings) throws -> HTTPConnection {
         if let options = channel.syncOptions {
             try options.setOption(.socketOption(.tcp_nodelay), value: 1)
@@ -201,28 +200,12 @@ public struct Server: Service, Sendable {
             scheme: tls == nil ? "http" : "https", settings: settings, requests: continuation
         )
         let sync = channel.pipeline.syncOperations
-        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+        try tls?.addHandler(to: sync)
         try sync.addHandler(HTTPResponseEncoder(configuration: .init()))
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
         try sync.addHandler(HTTPServerPipelineHandler())
         try sync.addHandler(handler)
         return HTTPConnection(channel: channel, requests: requests, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-    }
-
-    private static func makeTLSContext(_ settings: TLSSettings) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(settings.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
-        let key: NIOSSLPrivateKey
-        if let password = settings.keyPassword {
-            key = try NIOSSLPrivateKey(file: settings.keyFile, format: .pem) { provide in provide(Array(password.utf8)) }
-        } else {
-            key = try NIOSSLPrivateKey(file: settings.keyFile, format: .pem)
-        }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-        if let ca = settings.caFile {
-            tls.trustRoots = .file(ca)
-            tls.certificateVerification = .fullVerification
-        }
-        return try NIOSSLContext(configuration: tls)
     }
 
     static func describe(_ address: SocketAddress) -> String {

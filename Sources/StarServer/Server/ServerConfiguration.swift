@@ -22,6 +22,10 @@ public struct ServerConfiguration: Sendable {
     public var keepAliveTimeout: Duration = .seconds(5)
     /// How long a new connection may take to send a complete request head (defeats slow-loris clients).
     public var headerReadTimeout: Duration = .seconds(10)
+    /// How long a request body may go without a byte arriving: past it the server answers 408 and
+    /// closes the connection, so a client that stops mid-body never holds a connection (or a
+    /// ``concurrencyLimit`` slot) for good. `nil` waits forever.
+    public var requestBodyTimeout: Duration? = .seconds(30)
     /// How long handlers may run once graceful shutdown begins (SIGTERM/SIGINT under `app.main()`,
     /// or the `ServiceGroup`'s graceful shutdown) before the server cancels them.
     public var gracefulShutdownTimeout: Duration = .seconds(10)
@@ -105,6 +109,7 @@ extension ServerConfiguration {
             "threads=\(threads)", "executor=\(executor.rawValue)", "access-log=\(accessLog ? "on" : "off")",
             "tls=\(tls == nil ? "off" : "on")", "limit-concurrency=\(concurrencyLimit.map(String.init) ?? "none")",
             "backlog=\(backlog)", "timeout-keep-alive=\(seconds(keepAliveTimeout))",
+            "timeout-request-body=\(seconds(requestBodyTimeout))",
             "timeout-graceful-shutdown=\(seconds(gracefulShutdownTimeout))",
             "proxy-headers=\(proxyHeaders ? forwardedAllowIPs.joined(separator: ",") : "off")",
             "ws-max-size=\(webSocket.maxMessageSize)", "ws-max-queue=\(webSocket.maxQueue)",

@@ -34,7 +34,9 @@ struct NotePath: Decodable, Sendable { var id: Int }
     ["service": "star-demo", "notes": try app.url(for: "notes:list"), "hello": try app.url(for: "hello", ["name": "you"])]
 }
 
-@concurrent func hello(path: PathParams) async -> String {
+/// A plain `func`, without `@concurrent`: the compile check that such handlers work in a module
+/// with `NonisolatedNonsendingByDefault` (this target turns it on).
+func hello(path: PathParams) async -> String {
     "Hello, \(path["name"] ?? "world")!\n"
 }
 

@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Star's demo, the examples and the servers the outside-peer tests play against, in a package of
+// their own that depends on Star by path: a user's `swift build` of an app that depends on Star
+// never compiles them (SwiftPM builds every product of a dependency), nor TLS or PostgreSQL
+// unless the app asks for Star's traits. Here both traits are on: the examples show them and the
+// peer tests use them.
+//
+//     swift run --package-path Examples demo          # from the repository's root
+//     swift build --package-path Examples             # every example; .ci/run does this
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+] + (Context.environment["STAR_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
+
+let star: [Target.Dependency] = [
+    .product(name: "Star", package: "Star"),
+    .product(name: "StarServer", package: "Star"),
+    .product(name: "StarWebSocket", package: "Star"),
+]
+
+let package = Package(
+    name: "StarExamples",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "demo", targets: ["Demo"]),
+        .executable(name: "pingpong", targets: ["PingPong"]),
+        .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
+        .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "chat", targets: ["Chat"]),
+        .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
+    ],
+    dependencies: [
+        .package(name: "Star", path: "..", traits: ["TLS", "PostgreSQL"]),
+    ],
+    targets: [
+        // The demo of the README's first command. It is also our compile check for
+        // swiftlang/swift#91831 and for plain `func` handlers in a module with
+        // NonisolatedNonsendingByDefault (DESIGN §2).
+        .executableTarget(
+            name: "Demo", dependencies: star,
+            swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        // The seed's two examples: the auto hook, and a standalone route.
+        .executableTarget(name: "PingPong", dependencies: star, swiftSettings: strictSettings),
+        .executableTarget(name: "PingPongStandalone", dependencies: star, swiftSettings: strictSettings),
+        // Echoes every message: Autobahn's peer in .ci/run and the benchmarks' Star server.
+        .executableTarget(name: "Echo", dependencies: star, swiftSettings: strictSettings),
+        // Rooms over Broadcast (memory:// or postgres://), with a page at `/`.
+        .executableTarget(
+            name: "Chat", dependencies: star + [.product(name: "StarBroadcast", package: "Star")],
+            resources: [.copy("index.html")], swiftSettings: strictSettings
+        ),
+        // One route per row of the WebSocket contract, for the Python peer tests (Tests/Peers).
+        .executableTarget(name: "WebSocketTestServer", dependencies: star, swiftSettings: strictSettings),
+    ]
+)
