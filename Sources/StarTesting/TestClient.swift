@@ -2,6 +2,7 @@ public import HTTPTypes
 public import NIOCore
 public import Star
 import StarWebSocketEngine
+import Synchronization
 
 /// Sends requests to an `App` in memory — the same code path as the server, without sockets.
 ///
@@ -42,19 +43,27 @@ public struct TestClient: Sendable {
         fields.append(contentsOf: headers)
         let head = HTTPRequest(method: method, scheme: "http", authority: "testserver", path: target, headerFields: fields)
         let request = Request(head: head, body: body, clientAddress: "testclient:0")
-        var response = await app.respond(to: request) ?? Response(status: .internalServerError)
-        if method == .head { response = Self.headOnly(response) }
-        return TestResponse(response)
+        let response = await app.respond(to: request) ?? Response(status: .internalServerError)
+        if method == .head { return TestResponse(Self.headOnly(response), body: ByteBuffer()) }
+        // A streamed body is read to its end here (use `stream(_:_:)` for one that never ends).
+        let collected = CollectingWriter()
+        do {
+            try await response.body.write(to: collected)
+        } catch {
+            return TestResponse(Response(status: .internalServerError), body: ByteBuffer(string: "streamed body failed: \(error)"))
+        }
+        return TestResponse(response, body: collected.buffer)
     }
 
-    /// What a server sends for `HEAD`: the head of the response with its `Content-Length`, no body.
-    private static func headOnly(_ response: Response) -> Response {
+    /// What a server sends for `HEAD`: the head of the response with its `Content-Length` (when it
+    /// is known), no body.
+    static func headOnly(_ response: Response) -> Response {
         var head = response
         let code = response.status.code
-        if code >= 200 && code != 204 && code != 304 {
-            head.headers[.contentLength] = String(response.body.readableBytes)
+        if code >= 200 && code != 204 && code != 304, let length = response.body.contentLength {
+            head.headers[.contentLength] = String(length)
         }
-        head.body = ByteBuffer()
+        head.body = ResponseBody()
         return head
     }
 
@@ -104,25 +113,46 @@ public struct TestClient: Sendable {
     }
 }
 
-/// A response as the ``TestClient`` received it.
+/// A response as the ``TestClient`` received it, its body read to the end.
 public struct TestResponse: Sendable {
-    /// The whole response.
+    /// The response as the app returned it.
     public let response: Response
+    private let bodyBuffer: ByteBuffer
 
-    init(_ response: Response) { self.response = response }
+    init(_ response: Response, body: ByteBuffer) {
+        self.response = response
+        self.bodyBuffer = body
+    }
+
+    /// A response whose body is one buffer (a handshake's denial).
+    init(_ response: Response) {
+        self.init(response, body: response.body.buffer ?? ByteBuffer())
+    }
 
     /// The status.
     public var status: HTTPResponse.Status { response.status }
     /// The header fields.
     public var headers: HTTPFields { response.headers }
-    /// The body bytes.
-    public var body: [UInt8] { Array(response.body.readableBytesView) }
+    /// The body bytes (a streamed body's chunks joined).
+    public var body: [UInt8] { Array(bodyBuffer.readableBytesView) }
     /// The body as UTF-8 text.
-    public var text: String { String(decoding: response.body.readableBytesView, as: UTF8.self) }
+    public var text: String { String(decoding: bodyBuffer.readableBytesView, as: UTF8.self) }
 
     /// The body decoded from JSON.
     public func json<T: Decodable>(_ type: T.Type = T.self) throws -> T {
-        try JSON.decode(T.self, from: response.body.readableBytesView)
+        try JSON.decode(T.self, from: bodyBuffer.readableBytesView)
+    }
+}
+
+/// Collects a streamed body in memory.
+private final class CollectingWriter: ResponseBodyWriter {
+    private let collected = Mutex(ByteBuffer())
+
+    var buffer: ByteBuffer { collected.withLock { $0 } }
+
+    func write(_ chunk: ByteBuffer) async throws {
+        var chunk = chunk
+        _ = collected.withLock { $0.writeBuffer(&chunk) }
     }
 }
 

@@ -63,6 +63,11 @@ final class RawSocket: Sendable {
 
     deinit { close(fd) }
 
+    /// Ends the connection now, as a client that goes away (the descriptor is closed on deinit).
+    func closeNow() {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

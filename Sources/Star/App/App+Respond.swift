@@ -11,7 +11,7 @@ extension App {
     /// are closed here when the handler ends (1000 on return, 1011 on a throw).
     ///
     /// - Parameters:
-    ///   - request: The request, with its whole body.
+    ///   - request: The request, its body in memory or streaming in (``RequestBody``).
     ///   - webSocket: The transport's session when the request is a WebSocket handshake it can
     ///     accept; `nil` for plain HTTP.
     public func respond(to request: Request, webSocket: (any WebSocketTransport)? = nil) async -> Response? {
@@ -37,9 +37,6 @@ extension App {
     /// whole life, hold only what running the handler needs.
     @inline(never)
     private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
-        guard request.body.readableBytes <= maxBodySize else {
-            return .answered(HTTPError(.contentTooLarge, detail: "Request body is larger than \(maxBodySize) bytes").response)
-        }
         let router: Router
         do { router = try self.router } catch {
             logger.error("cannot route: \(error)")
@@ -55,6 +52,14 @@ extension App {
             let allow = methods.map(\.rawValue).joined(separator: ", ")
             return .answered(HTTPError(.methodNotAllowed, headers: [.allow: allow]).response)
         case .found(let route, let parameters):
+            // The route's body limit, checked on what is known before the handler runs (the declared
+            // length, a body already in memory); a streamed body enforces it as it is read.
+            var request = request
+            request.body.limit = route.maxBodySize ?? maxBodySize
+            let declared = max(request.headers[.contentLength].flatMap(Int.init) ?? 0, request.body.buffer?.readableBytes ?? 0)
+            guard declared <= request.body.limit else {
+                return .answered(RequestBody.tooLarge(request.body.limit).response)
+            }
             if route.isWebSocket && webSocket == nil {
                 return .answered(HTTPError(
                     .upgradeRequired,

@@ -132,7 +132,7 @@ public struct Query<T: Decodable & Sendable>: Component, Sendable {
 
 /// The request body decoded from JSON as `T`.
 ///
-/// Answers `415` unless the content type is JSON, `413` over the app's body limit, and `400`
+/// Answers `415` unless the content type is JSON, `413` over the route's body limit, and `400`
 /// with the offending field named when the JSON does not decode.
 @dynamicMemberLookup
 public struct Body<T: Decodable & Sendable>: Component, Sendable {
@@ -144,15 +144,13 @@ public struct Body<T: Decodable & Sendable>: Component, Sendable {
 
     public static func resolve(in context: RequestContext) async throws -> Body<T> {
         let request = context.request
-        guard request.body.readableBytes <= context.app.maxBodySize else {
-            throw HTTPError(.contentTooLarge, detail: "Request body is larger than \(context.app.maxBodySize) bytes")
-        }
         let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingSpaces.lowercased() ?? ""
         guard type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")) else {
             throw HTTPError(.unsupportedMediaType, detail: "Expected a JSON body (Content-Type: application/json)")
         }
+        let bytes = try await request.body.collect(upTo: .max)  // within the route's limit
         do {
-            return Body(value: try JSON.decode(T.self, from: request.body.readableBytesView))
+            return Body(value: try JSON.decode(T.self, from: bytes.readableBytesView))
         } catch {
             context.logger.debug("JSON body does not decode as \(T.self): \(String(reflecting: error))")
             throw HTTPError(.badRequest, detail: "Invalid JSON body: \(ParameterDecoder.describe(error))")

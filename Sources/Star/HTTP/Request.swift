@@ -1,14 +1,15 @@
 public import HTTPTypes
 public import NIOCore
 
-/// An HTTP request as a handler sees it: the head, the whole body, and where it came from.
+/// An HTTP request as a handler sees it: the head, the body, and where it came from.
 ///
 /// `Request` is also a component: declare a parameter of this type to receive the current request.
 public struct Request: Sendable {
     /// The request line and header fields.
     public var head: HTTPRequest
-    /// The request body, already read by the transport and within the app's body limit.
-    public var body: ByteBuffer
+    /// The request body: in memory when it arrived with the head, else streaming in as it is read
+    /// (``RequestBody``: iterate it or `collect(upTo:)` it).
+    public var body: RequestBody
     /// The peer's address (`"127.0.0.1:53122"`), when the transport knows it; behind a trusted
     /// proxy, the address the proxy reported.
     public var clientAddress: String?
@@ -19,11 +20,16 @@ public struct Request: Sendable {
     public var id: String?
 
     /// Creates a request from its parts.
-    public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil, rootPath: String = "") {
+    public init(head: HTTPRequest, body: RequestBody, clientAddress: String? = nil, rootPath: String = "") {
         self.head = head
         self.body = body
         self.clientAddress = clientAddress
         self.rootPath = rootPath
+    }
+
+    /// Creates a request whose body is one buffer (an empty one by default).
+    public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil, rootPath: String = "") {
+        self.init(head: head, body: RequestBody(body), clientAddress: clientAddress, rootPath: rootPath)
     }
 
     /// The request method.
@@ -48,10 +54,6 @@ public struct Request: Sendable {
     public var scheme: String { head.scheme ?? "http" }
     /// The full URL: scheme, host (from `Host`), and target.
     public var url: String { "\(scheme)://\(head.authority ?? "localhost")\(target)" }
-    /// The body's bytes.
-    public var bodyBytes: [UInt8] { Array(body.readableBytesView) }
-    /// The body decoded as UTF-8 text.
-    public var bodyText: String { String(decoding: body.readableBytesView, as: UTF8.self) }
 
     /// The cookies of every `Cookie` field, by name; the first value wins when a name repeats.
     public var cookies: [String: String] {

@@ -9,11 +9,16 @@ import Foundation
 public struct Response: Sendable {
     /// The status line and header fields.
     public var head: HTTPResponse
-    /// The body.
-    public var body: ByteBuffer
+    /// The body: one buffer, or a stream the handler writes (``ResponseBody/stream(contentLength:_:)``).
+    public var body: ResponseBody
 
-    /// Creates a response. `Content-Length` is set by the transport from the body.
+    /// Creates a response whose body is one buffer. `Content-Length` is set by the transport from the body.
     public init(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) {
+        self.init(status: status, headers: headers, body: ResponseBody(body))
+    }
+
+    /// Creates a response with any body, such as a stream: `Response(body: .stream { writer in … })`.
+    public init(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:], body: ResponseBody) {
         self.head = HTTPResponse(status: status, headerFields: headers)
         self.body = body
     }

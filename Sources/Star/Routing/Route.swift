@@ -28,6 +28,9 @@ public struct Route: RouteEntry {
     package let parameterTypes: [Any.Type]
     /// Whether the handler takes a WebSocket session (a `WebSocket` parameter).
     public let isWebSocket: Bool
+    /// The most request-body bytes this route accepts; `nil` uses the app's
+    /// ``App/Configuration/maxBodySize``. Past it the request is answered `413`.
+    public let maxBodySize: Int?
 
     let invoke: @Sendable (RequestContext) async throws -> Response
     /// The handler's result type when no renderer fits it (a startup error), else `nil`.
@@ -43,12 +46,15 @@ public struct Route: RouteEntry {
     ///   - name: The route's name for reverse URLs; Swift cannot see a function's name at run time,
     ///     so the default is `"<METHOD> <template>"`.
     ///   - standalone: Skip event hooks and response rendering for this route.
+    ///   - maxBodySize: The most request-body bytes this route accepts (an upload route may take far
+    ///     more than the app's ``App/Configuration/maxBodySize``, the default); past it, `413`.
     public init<each C: Sendable, R>(
         _ template: String,
         _ method: HTTPRequest.Method = .get,
         _ handler: @concurrent @escaping @Sendable (repeat each C) async throws -> R,
         name: String? = nil,
-        standalone: Bool = false
+        standalone: Bool = false,
+        maxBodySize: Int? = nil
     ) {
         var types: [Any.Type] = []
         repeat types.append((each C).self)
@@ -56,6 +62,7 @@ public struct Route: RouteEntry {
         self.method = method
         self.name = name ?? "\(method.rawValue) \(template)"
         self.standalone = standalone
+        self.maxBodySize = maxBodySize
         self.parameterTypes = types
         self.isWebSocket = types.contains { $0 is any WebSocketComponentType.Type }
         let render = ResultRenderer.make(for: R.self)
@@ -72,6 +79,7 @@ public struct Route: RouteEntry {
         self.method = route.method
         self.name = name
         self.standalone = route.standalone
+        self.maxBodySize = route.maxBodySize
         self.parameterTypes = route.parameterTypes
         self.isWebSocket = route.isWebSocket
         self.invoke = route.invoke

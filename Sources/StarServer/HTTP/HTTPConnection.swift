@@ -84,7 +84,78 @@ struct HTTPConnection: Sendable {
         } else {
             response = await settings.app.respond(to: received.request) ?? Response(status: .internalServerError)
         }
+        if response.body.buffer == nil { return await finishStreaming(received, response, settings, since: start) }
         return finish(received, response, settings, overLimit: overLimit, since: start)
+    }
+
+    /// Writes a response whose body is a stream: the head, then the chunks its writer writes (each
+    /// write waits while the socket's buffer is full), then the end. The writer is cancelled when the
+    /// client goes away; when it throws, the connection is closed with the body unfinished (the
+    /// client sees it cut short) and the error is logged. Returns whether the connection is done.
+    @inline(never)
+    private func finishStreaming(_ received: ReceivedRequest, _ response: Response, _ settings: ConnectionSettings,
+                                 since start: ContinuousClock.Instant) async -> Bool {
+        let stopping = shutdown.state.withLock { $0.shuttingDown }
+        // HTTP/1.0 has no chunked encoding: a body of unknown length ends with the connection.
+        let framed = received.version.minor >= 1 || response.body.contentLength != nil
+        let reusable = received.keepAlive && framed && !stopping && !Task.isCancelled
+            && (received.request.body.stream?.isFinished ?? true)
+        settings.metrics.requestAnswered(status: response.status.code, duration: ContinuousClock.now - start)
+        let handler = self.handler
+        let version = received.version
+        let headOnly = received.request.method == .head
+        await run(on: channel.eventLoop) { handler.value.writeHead(of: response, version: version, keepAlive: reusable) }
+        enum Ending { case written, failed(any Error), clientGone }
+        let ending: Ending
+        if headOnly {
+            ending = .written
+        } else {
+            let writer = ConnectionBodyWriter(channel: channel, handler: handler)
+            let (closed, signal) = AsyncStream<Never>.makeStream()
+            channel.closeFuture.whenComplete { _ in signal.finish() }
+            ending = await withTaskGroup(of: Ending.self) { group in
+                group.addTask {
+                    do {
+                        try await response.body.write(to: writer)
+                        return .written
+                    } catch {
+                        return .failed(error)
+                    }
+                }
+                group.addTask {
+                    for await _ in closed {}  // ends when the channel closes, or when cancelled
+                    return .clientGone
+                }
+                let first = await group.next() ?? .clientGone
+                group.cancelAll()
+                return first
+            }
+        }
+        let keepAlive: Bool
+        switch ending {
+        case .written:
+            keepAlive = reusable
+            await run(on: channel.eventLoop) { handler.value.endResponse(keepAlive: reusable) }
+        case .failed(let error):
+            keepAlive = false
+            if channel.isActive {
+                settings.app.logger.error("streamed response failed: \(String(reflecting: error))",
+                                          metadata: ["request-id": "\(received.request.id ?? "-")"])
+            }
+            await run(on: channel.eventLoop) { handler.value.abortResponse() }
+        case .clientGone:
+            keepAlive = false
+        }
+        shutdown.state.withLock { $0.busy = false }
+        if settings.configuration.accessLog {
+            logAccess(settings.app.logger, received, response.status, since: start)
+        }
+        return !keepAlive
+    }
+
+    /// Runs `body` on the connection's event loop: at once when the task already runs there.
+    private func run(on eventLoop: any EventLoop, _ body: @escaping @Sendable () -> Void) async {
+        if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
     }
 
     /// Writes a response and logs it; returns whether the connection is done.
@@ -95,7 +166,9 @@ struct HTTPConnection: Sendable {
             state.busy = false
             return state.shuttingDown
         }
+        // A body the app did not read to its end is still arriving: the connection cannot carry another request.
         let keepAlive = received.keepAlive && !received.wantsWebSocket && !stopping && !overLimit && !Task.isCancelled
+            && (received.request.body.stream?.isFinished ?? true)
         // Counted before the write, so that a client that saw the response also sees the metric.
         settings.metrics.requestAnswered(status: response.status.code, duration: ContinuousClock.now - start)
         let handler = self.handler
@@ -116,3 +189,25 @@ struct HTTPConnection: Sendable {
                     metadata: ["request-id": "\(request.id ?? "-")"])
     }
 }
+
+/// Writes a streamed response body to its connection. A write returns at once while the socket
+/// takes more (NIO's writability: under its high-water mark), and otherwise waits until that chunk is
+/// written, so a client that does not read holds the writer back instead of filling memory.
+struct ConnectionBodyWriter: ResponseBodyWriter {
+    let channel: any Channel
+    let handler: NIOLoopBound<HTTPConnectionHandler>
+
+    func write(_ chunk: ByteBuffer) async throws {
+        guard chunk.readableBytes > 0 else { return }  // an empty chunk would end a chunked body
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        let handler = self.handler
+        if channel.eventLoop.inEventLoop {
+            handler.value.writeBodyPart(chunk, promise: promise)
+        } else {
+            channel.eventLoop.execute { handler.value.writeBodyPart(chunk, promise: promise) }
+        }
+        if channel.isWritable && channel.isActive { return }
+        try await promise.futureResult.get()
+    }
+}
+

@@ -4,9 +4,9 @@ import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import Star
 
-/// One complete request as the connection handler hands it to the connection's task.
+/// One request as the connection handler hands it to the connection's task.
 struct ReceivedRequest: Sendable {
-    /// The request with its whole body.
+    /// The request: its body whole when it arrived with the head, else streaming in.
     var request: Request
     /// The version and keep-alive rules of HTTP/1.
     var version: HTTPVersion
@@ -15,16 +15,30 @@ struct ReceivedRequest: Sendable {
     var wantsWebSocket: Bool
 }
 
-/// Collects the parts of each request into a ``ReceivedRequest`` (enforcing the body limit
-/// while the body streams in) and writes responses. Lives on the channel's event loop; the
-/// connection's task talks to it only through ``HTTPConnection``.
-final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Turns the parts of each request into a ``ReceivedRequest`` and writes responses. Lives on the
+/// channel's event loop; the connection's task talks to it only through ``HTTPConnection``.
+///
+/// A body that arrives with its head (its end within the same burst of reads, up to
+/// ``bufferedBodyLimit``) is delivered whole: the fast path. Any other body is delivered as a
+/// ``RequestBodyStream`` that this handler feeds, and it stops reading the socket while the stream
+/// holds its high-water mark unread, until the handler's task asks for more (backpressure to the
+/// client). A request with `Expect: 100-continue` is delivered at once, and `100 Continue` is
+/// written when the app first reads its body.
+final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// The most body bytes collected before a request is delivered with a streamed body instead.
+    static let bufferedBodyLimit = 1 << 20
 
     private enum State {
         case idle
-        case receiving(head: HTTPRequestHead, body: ByteBuffer)
+        /// A request whose body is being collected, to deliver it whole. `hasBody` is false for a
+        /// request that declares none (its end follows its head, perhaps after a pipelining pause).
+        case receiving(head: HTTPRequestHead, body: ByteBuffer, hasBody: Bool)
+        /// The request was delivered; the rest of its body goes to the stream.
+        case streaming(RequestBodyStream)
         /// A request was refused while its body still streams in; its remaining parts are ignored.
         case discarding
     }
@@ -33,7 +47,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let scheme: String
     private let settings: ConnectionSettings
     private var configuration: ServerConfiguration { settings.configuration }
-    private var maxBodySize: Int { settings.app.maxBodySize }
     private let requests: AsyncStream<ReceivedRequest>.Continuation
     private var state = State.idle
     private var context: ChannelHandlerContext?
@@ -54,6 +67,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var readTimer: (task: Scheduled<Void>, due: NIODeadline)?
     /// Whether the peer is a trusted proxy whose forwarding headers count (fixed per connection).
     private let trustsProxy: Bool
+    /// A streamed body holds its high-water mark unread: reads wait for the app (``bodyDemanded()``).
+    private var bodyPaused = false
+    /// A `read` that arrived while paused, to pass on once the app asks for more.
+    private var readPending = false
+    /// The version of a request whose client waits for `100 Continue` until the app reads its body.
+    private var continueVersion: HTTPVersion?
 
     init(clientAddress: String?, scheme: String, settings: ConnectionSettings,
          requests: AsyncStream<ReceivedRequest>.Continuation) {
@@ -100,7 +119,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .head:
             context.close(promise: nil)
         case .body:
-            refuse(context: context, .requestTimeout, "The request body stopped arriving")
+            let timedOut = HTTPError(.requestTimeout, detail: "The request body stopped arriving")
+            if case .streaming(let stream) = state {
+                // The app has the request: its read fails with the 408, which it answers (and the
+                // connection closes after that response, its body unfinished).
+                stream.finish(throwing: timedOut)
+                state = .discarding
+            } else {
+                refuse(context: context, timedOut.status, timedOut.detail)
+            }
         }
     }
 
@@ -113,46 +140,96 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), _):
             readDeadline = nil
-            let length = head.headers.first(name: "content-length").flatMap(Int.init)
-            if let length, length > maxBodySize {
-                refuse(context: context, .contentTooLarge, "Request body is larger than \(maxBodySize) bytes")
-                return
-            }
-            state = .receiving(head: head, body: context.channel.allocator.buffer(capacity: 0))
-            if (length ?? 0) > 0 || head.headers.contains(name: "transfer-encoding") {
+            let length = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+            let hasBody = length > 0 || head.headers.contains(name: "transfer-encoding")
+            state = .receiving(head: head, body: context.channel.allocator.buffer(capacity: 0), hasBody: hasBody)
+            if hasBody {
                 awaitBody(context: context)
-                // The client waits for this before it sends the body (RFC 9110 §10.1.1); the body
-                // fits the limit (a larger declared one was refused above), so ask for it.
+                // The client sends the body only after `100 Continue` (RFC 9110 §10.1.1), which
+                // waits for the app to read it (a route that refuses the body answers without it).
                 if head.version.minor >= 1, head.headers.lists("100-continue", in: "expect") {
-                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                                          promise: nil)
+                    continueVersion = head.version
+                    stream(context: context)
                 }
             }
-        case (.body(var part), .receiving(let head, var body)):
-            guard body.readableBytes + part.readableBytes <= maxBodySize else {
-                refuse(context: context, .contentTooLarge, "Request body is larger than \(maxBodySize) bytes")
-                return
-            }
+        case (.body(var part), .receiving(let head, var body, let hasBody)):
             state = .idle  // let `body` be uniquely referenced while we append
             body.writeBuffer(&part)
-            state = .receiving(head: head, body: body)
+            state = .receiving(head: head, body: body, hasBody: hasBody)
             awaitBody(context: context)
-        case (.end, .receiving(let head, let body)):
+            if body.readableBytes > Self.bufferedBodyLimit { stream(context: context) }
+        case (.body(let part), .streaming(let stream)):
+            if stream.yield(part) {
+                awaitBody(context: context)
+            } else {
+                bodyPaused = true
+                readDeadline = nil  // the app is behind, not the client
+            }
+        case (.end, .receiving(let head, let body, _)):
             readDeadline = nil
             state = .idle
-            deliver(context: context, head: head, body: body)
+            deliver(context: context, head: head, body: RequestBody(body))
+        case (.end, .streaming(let stream)):
+            readDeadline = nil
+            state = .idle
+            stream.finish()
         case (.body, _), (.end, _):
             if case .discarding = state, case .end = unwrapInboundIn(data) { state = .idle }
         }
     }
 
+    /// The reads of this burst are done: a body still being collected is delivered as a stream now,
+    /// so that the app starts while the rest arrives.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .receiving(_, _, hasBody: true) = state { stream(context: context) }
+        context.fireChannelReadComplete()
+    }
+
+    /// Delivers the request being received with a streamed body, seeded with what arrived so far.
+    private func stream(context: ChannelHandlerContext) {
+        guard case .receiving(let head, let body, _) = state else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let stream = RequestBodyStream(demand: { eventLoop.execute { handler.value.bodyDemanded() } })
+        if body.readableBytes > 0, !stream.yield(body) { bodyPaused = true }
+        state = .streaming(stream)
+        deliver(context: context, head: head, body: RequestBody(stream: stream))
+    }
+
+    /// The app reads the body: answer `Expect: 100-continue`, and read the socket again if paused.
+    private func bodyDemanded() {
+        guard let context, case .streaming = state else { return }
+        if let version = continueVersion {
+            continueVersion = nil
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+        }
+        guard bodyPaused else { return }
+        bodyPaused = false
+        awaitBody(context: context)
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Holds reads while a streamed body waits for the app.
+    func read(context: ChannelHandlerContext) {
+        if bodyPaused { readPending = true } else { context.read() }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        if case .streaming(let stream) = state { stream.finish(throwing: ChannelError.eof) }
+        state = .idle
         requests.finish()
         context.fireChannelInactive()
     }
 
     /// NIO's parser refused the bytes: answer 431 for an oversized head, 400 otherwise, then close.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .streaming(let stream) = state {
+            stream.finish(throwing: error)
+            state = .discarding
+        }
         guard let parseError = error as? HTTPParserError else {
             requests.finish()
             context.close(promise: nil)
@@ -170,7 +247,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    private func deliver(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+    private func deliver(context: ChannelHandlerContext, head: HTTPRequestHead, body: RequestBody) {
         let request: HTTPRequest
         do {
             request = try HTTPRequest(head, secure: false, splitCookie: false)
@@ -200,8 +277,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         ))
     }
 
-    /// Answers an error before the app sees the request, then closes the connection: the rest
-    /// of the request cannot be trusted to be read.
+    /// Answers an error before the app sees the request (or while its body streams in), then closes
+    /// the connection: the rest of the request cannot be trusted to be read.
     private func refuse(context: ChannelHandlerContext, _ status: HTTPResponse.Status, _ detail: String) {
         state = .discarding
         let response = HTTPError(status, detail: detail).response
@@ -217,30 +294,79 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    /// Writes a response; must run on the event loop. Closes the connection unless `keepAlive`.
+    /// Writes a response whose body is one buffer; must run on the event loop. Closes the connection
+    /// unless `keepAlive`.
     func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool) {
         guard let context else { return }
+        write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
+    }
+
+    private func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {
+        let body = response.body.buffer ?? ByteBuffer()
+        let bodyAllowed = Self.bodyAllowed(response.status)
+        context.write(wrapOutboundOut(.head(head(of: response, version: version, length: body.readableBytes, keepAlive: keepAlive))),
+                      promise: nil)
+        if bodyAllowed && !headOnly && body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        end(keepAlive: keepAlive, context: context)
+    }
+
+    /// Writes the head of a response whose body streams; ``writeBodyPart(_:promise:)`` and
+    /// ``endResponse(keepAlive:)`` (or ``abortResponse()``) follow. Must run on the event loop.
+    func writeHead(of response: Response, version: HTTPVersion, keepAlive: Bool) {
+        guard let context else { return }
+        let head = head(of: response, version: version, length: response.body.contentLength, keepAlive: keepAlive)
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// Writes one chunk of a streamed body; `promise` completes once it is written to the socket.
+    func writeBodyPart(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>) {
+        guard let context else { return promise.fail(ChannelError.ioOnClosedChannel) }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: promise)
+    }
+
+    /// Ends a streamed response; closes the connection unless `keepAlive`.
+    func endResponse(keepAlive: Bool) {
+        guard let context else { return }
+        end(keepAlive: keepAlive, context: context)
+    }
+
+    /// A streamed body failed midway: close the connection without ending it, so that the client
+    /// sees it cut short (never a second response after part of one).
+    func abortResponse() {
+        responding = false
+        context?.close(promise: nil)
+    }
+
+    private static func bodyAllowed(_ status: HTTPResponse.Status) -> Bool {
+        status.code >= 200 && status.code != 204 && status.code != 304
+    }
+
+    /// The head to write: `Content-Length` when the length is known (none makes NIO chunk the body),
+    /// and `Connection: close` unless the connection stays open.
+    private func head(of response: Response, version: HTTPVersion, length: Int?, keepAlive: Bool) -> HTTPResponseHead {
+        var head = HTTPResponseHead(response.head)
+        head.version = version
+        if Self.bodyAllowed(response.status) {
+            if let length {
+                head.headers.replaceOrAdd(name: "content-length", value: String(length))
+            } else {
+                head.headers.remove(name: "content-length")
+            }
+        }
+        if !keepAlive || closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        return head
+    }
+
+    /// Writes the end of the response, then waits for the next request head (keep-alive timeout) or
+    /// closes the connection.
+    private func end(keepAlive: Bool, context: ChannelHandlerContext) {
         responding = false
         let keepAlive = keepAlive && !closeAfterResponse
         // The timer starts before the write: writing the end lets the pipelining handler pass on a
         // request that is already waiting, whose head then cancels the timer.
         if keepAlive { startWaiting(for: .head, within: configuration.keepAliveTimeout, context: context) }
-        write(response, version: version, keepAlive: keepAlive, headOnly: headOnly, context: context)
-    }
-
-    private func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {
-        var head = HTTPResponseHead(response.head)
-        head.version = version
-        let status = response.status.code
-        let bodyAllowed = status >= 200 && status != 204 && status != 304
-        if bodyAllowed {
-            head.headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
-        }
-        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if bodyAllowed && !headOnly && response.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
-        }
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive {
