@@ -21,5 +21,5 @@ set +e
 swift build --package-path "$dir/app" --build-tests 2>&1 | quiet
 status=${PIPESTATUS[0]}
 set -e
-[ "$status" -eq 0 ] || { echo "snippets: the README's Swift blocks do not build (scratch package: $dir/app)"; exit 1; }
+[ "$status" -eq 0 ] || { echo "snippets: the Swift blocks do not build (scratch package: $dir/app)"; exit 1; }
 swift test --package-path "$dir/app" --skip-build 2>&1 | grep -Ev '^(◇|↳)|started\.$'
