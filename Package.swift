@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "StarWebSocketEngine", targets: ["StarWebSocketEngine"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
+        .library(name: "StarFiles", targets: ["StarFiles"]),
         // The demo, the examples and the test servers live in Examples/, a package of their own:
         // SwiftPM builds every product of a dependency, so none of them is a product here.
     ],
@@ -100,6 +101,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Static files: a route entry that serves a folder (NIO's file system, off the event loop).
+        .target(
+            name: "StarFiles",
+            dependencies: [
+                "Star",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "StarTesting",
             dependencies: [
@@ -123,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StarTests",
-            dependencies: ["Star", "StarTesting", "StarWebSocket", "StarBroadcast", "StarWebSocketEngine"],
+            dependencies: ["Star", "StarTesting", "StarWebSocket", "StarBroadcast", "StarWebSocketEngine", "StarFiles"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -19,7 +19,7 @@ public struct RouteError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Kind: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case invalidTemplate, missingParameter, unknownName, duplicateName, conflictingVariable,
-                 duplicateRoute, unresolvable, dependencyCycle, unrenderableResult
+                 duplicateRoute, unresolvable, dependencyCycle, unrenderableResult, invalidRoute
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -42,6 +42,8 @@ public struct RouteError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let dependencyCycle = Kind(.dependencyCycle)
         /// A handler returns a type that cannot be rendered as a response.
         public static let unrenderableResult = Kind(.unrenderableResult)
+        /// A route entry cannot serve as configured (for example, a static-files folder that does not exist).
+        public static let invalidRoute = Kind(.invalidRoute)
 
         /// The kind's name, as in `RouteError.Kind.unresolvable`.
         public var description: String { base.rawValue }
@@ -64,6 +66,12 @@ public struct RouteError: Error, Sendable, Hashable, CustomStringConvertible {
         self.template = template
         self.typeName = typeName
         self.description = description
+    }
+
+    /// A route entry that cannot serve as configured; `reason` says why. For ``RouteEntry`` types
+    /// outside Star, whose problems show when the app starts like every other route's.
+    public static func invalidRoute(_ route: String, template: String, reason: String) -> RouteError {
+        RouteError(.invalidRoute, route: route, template: template, "route '\(route)' (\(template)): \(reason)")
     }
 
     /// A malformed URI template or include prefix; `reason` says what is wrong with it.
