@@ -17,7 +17,7 @@ extension App {
     public func respond(to request: Request, webSocket: (any WebSocketTransport)? = nil) async -> Response? {
         switch prepare(request, webSocket: webSocket) {
         case .answered(let response):
-            return response
+            return finished(response, for: request)
         case .http(let context):
             return await respondHTTP(context)
         case .webSocket(let context, let handshake):
@@ -37,6 +37,9 @@ extension App {
     /// whole life, hold only what running the handler needs.
     @inline(never)
     private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
+        for hook in eventHooks {
+            if let early = hook.answerBeforeRouting(request) { return .answered(early) }
+        }
         let router: Router
         do { router = try self.router } catch {
             logger.error("cannot route: \(error)")
@@ -50,6 +53,8 @@ extension App {
             return .answered(HTTPError(.notFound).response)
         case .methodNotAllowed(let methods):
             let allow = methods.map(\.rawValue).joined(separator: ", ")
+            // OPTIONS is answered for every path that has routes: what it allows (RFC 9110 §9.3.7).
+            if request.method == .options { return .answered(Response(status: .noContent, headers: [.allow: allow + ", OPTIONS"])) }
             return .answered(HTTPError(.methodNotAllowed, headers: [.allow: allow]).response)
         case .found(let route, let parameters):
             // The route's body limit, checked on what is known before the handler runs (the declared
@@ -92,7 +97,15 @@ extension App {
 
     @inline(never)
     private func respondHTTP(_ context: RequestContext) async -> Response {
-        await runRoute(context).response
+        let response = await runRoute(context).response
+        return context.route.standalone ? response : finished(response, for: context.request)
+    }
+
+    /// Every hook's ``EventHook/finish(_:for:)``, in reverse order.
+    private func finished(_ response: Response, for request: Request) -> Response {
+        var response = response
+        for hook in eventHooks.reversed() { hook.finish(&response, for: request) }
+        return response
     }
 
     @inline(never)
