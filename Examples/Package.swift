@@ -34,13 +34,21 @@ let package = Package(
     ],
     dependencies: [
         .package(name: "Star", path: "..", traits: ["TLS", "PostgreSQL"]),
+        // SHA-256 for the demo's upload (already in the graph: PostgresNIO uses it).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // The demo of the README's first command. It is also our compile check for
         // swiftlang/swift#91831 and for plain `func` handlers in a module with
         // NonisolatedNonsendingByDefault (DESIGN §2).
         .executableTarget(
-            name: "Demo", dependencies: star,
+            name: "Demo",
+            dependencies: star + [
+                .product(name: "StarBroadcast", package: "Star"),
+                .product(name: "StarFiles", package: "Star"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Public")],
             swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // The seed's two examples: the auto hook, and a standalone route.
