@@ -129,7 +129,9 @@ let app = App(
         Route("/ws/{room}", .get, room, name: "room"),
         StaticFiles("/static", folder: publicFolder),
     ],
-    components: [Provide(NoteStore()), WebSocketComponent(), try BroadcastComponent()]
+    components: [Provide(NoteStore()), WebSocketComponent(), try BroadcastComponent()],
+    // Pages of any origin may read and add notes from a browser (a real app lists its origins).
+    eventHooks: [CORSHook(allowedOrigins: ["*"], allowedMethods: [.get, .post], allowedHeaders: ["Content-Type"])]
 )
 
 try await app.main()
