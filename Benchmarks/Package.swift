@@ -22,6 +22,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Star", package: "Star"),
                 .product(name: "StarServer", package: "Star"),
+                .product(name: "StarFiles", package: "Star"),
+                .product(name: "StarBroadcast", package: "Star"),
             ],
             path: "Sources/StarHello"
         ),
@@ -35,7 +37,7 @@ let package = Package(
             dependencies: [.product(name: "Vapor", package: "vapor")],
             path: "Sources/VaporHello"
         ),
-        // WebSocket echo servers for run-ws.sh (Star's own is the root package's `echo`). Folder
+        // WebSocket echo servers for run-ws.sh (Star's own is the Examples package's `echo`). Folder
         // names must not match a dependency's name.
         .executableTarget(
             name: "hb-ws-echo",

@@ -1,7 +1,8 @@
-// hb-hello: the two benchmark routes on Hummingbird 2, with its defaults (no logging
+// hb-hello: the benchmark routes on Hummingbird 2, with its defaults (no logging
 // middleware, default event-loop group).
 //
 //   hb-hello --port 8082
+import Foundation
 import Hummingbird
 import Logging
 
@@ -19,6 +20,10 @@ func portArgument() -> Int {
 }
 
 let router = Router()
+// With STAR_BENCH_PUBLIC=DIR, DIR's files are served (DIR/static/x at /static/x), as star-hello does.
+if let folder = ProcessInfo.processInfo.environment["STAR_BENCH_PUBLIC"] {
+    router.add(middleware: FileMiddleware(folder))
+}
 router.get("plaintext") { _, _ -> String in
     "Hello, World!"
 }

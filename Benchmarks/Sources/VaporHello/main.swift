@@ -1,4 +1,4 @@
-// vapor-hello: the two benchmark routes on Vapor 4, log level warning and no request logging.
+// vapor-hello: the benchmark routes on Vapor 4, log level warning and no request logging.
 //
 //   vapor-hello --port 8083
 import Vapor
@@ -25,6 +25,10 @@ app.http.server.configuration.port = portArgument()
 // The default middleware logs every request (RouteLoggingMiddleware); keep only the error middleware.
 app.middleware = Middlewares()
 app.middleware.use(ErrorMiddleware.default(environment: app.environment))
+// With STAR_BENCH_PUBLIC=DIR, DIR's files are served (DIR/static/x at /static/x), as star-hello does.
+if let folder = Environment.get("STAR_BENCH_PUBLIC") {
+    app.middleware.use(FileMiddleware(publicDirectory: folder + "/"))
+}
 
 // Plain (non-async) closures: Vapor's idiomatic hello world, answered on the event loop.
 app.get("plaintext") { _ -> String in
