@@ -128,6 +128,18 @@ let streamingApp = App(routes: [
         }
     }
 
+    @Test func theConnectionServesTheNextRequestAfterAStreamedBody() async throws {
+        try await withServer(streamingApp) { port in
+            let socket = try RawSocket(port: port)
+            let size = 3 << 20  // past the buffered limit and the stream's high-water mark: reads are held
+            try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n"
+                            + String(repeating: "z", count: size) + "GET /upload HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (text, closed) = await socket.read { $0.contains("HTTP/1.1 405") }
+            #expect(!closed && text.hasPrefix("HTTP/1.1 200 OK") && text.contains("\r\n\r\n\(size)"), "\(text.prefix(200))")
+            #expect(text.contains("HTTP/1.1 405"), "the request after the body is read and answered")
+        }
+    }
+
     @Test func expectContinueWaitsForTheHandlerToRead() async throws {
         try await withServer(streamingApp) { port in
             let socket = try RawSocket(port: port)

@@ -140,6 +140,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), _):
             readDeadline = nil
+            continueVersion = nil
             let length = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
             let hasBody = length > 0 || head.headers.contains(name: "transfer-encoding")
             state = .receiving(head: head, body: context.channel.allocator.buffer(capacity: 0), hasBody: hasBody)
@@ -173,6 +174,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             readDeadline = nil
             state = .idle
             stream.finish()
+            // Parts already read may end the body after reads were held: the next request needs them.
+            resumeReading(context: context)
         case (.body, _), (.end, _):
             if case .discarding = state, case .end = unwrapInboundIn(data) { state = .idle }
         }
@@ -204,8 +207,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
         }
         guard bodyPaused else { return }
-        bodyPaused = false
         awaitBody(context: context)
+        resumeReading(context: context)
+    }
+
+    /// Lets reads through again, passing on one that was held.
+    private func resumeReading(context: ChannelHandlerContext) {
+        bodyPaused = false
         if readPending {
             readPending = false
             context.read()
