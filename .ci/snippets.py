@@ -28,7 +28,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRODUCTS = ["Star", "StarServer", "StarWebSocket", "StarTesting", "StarBroadcast"]
+PRODUCTS = ["Star", "StarServer", "StarWebSocket", "StarTesting", "StarBroadcast", "StarFiles"]
 
 
 def blocks(path):
