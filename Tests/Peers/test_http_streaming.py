@@ -15,6 +15,10 @@ Python's standard library (`http.client`, raw sockets).
            less than 32 MiB; `--timeout-request-body 1`: a body that stops gets 408 and a
            closed connection, a body that keeps trickling (a byte every 0.5 s) gets its 200.
 
+Known server bug, kept as a strict xfail (it turns into a failure once fixed, to drop the marker):
+a range that covers the whole file (`bytes=0-`, `bytes=0-<size-1>`, `bytes=-<size>`) is answered
+200 with a Content-Range header instead of 206 (test_range_covering_the_whole_file_gets_206).
+
 The traversal tests run a hard link (or copy) of the demo binary in a temporary folder, next to a
 copy of its resource bundle (StarExamples_Demo.resources, which Bundle.module finds next to the
 executable) with planted files that each attempt would reach if the server followed it: a
@@ -484,6 +488,7 @@ class EventStream:
         self.text = b""      # decoded body bytes not yet split into lines
         self.ended = False
         self.comments = 0
+        self._decode()  # the first event may have come with the head
 
     def _decode(self):
         """Moves complete chunks from self.raw to self.text."""
