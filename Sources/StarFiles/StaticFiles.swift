@@ -115,7 +115,8 @@ struct FileServer: Sendable {
             file += "/" + index
             info = indexInfo
         }
-        guard info.type == .regular else { return HTTPError(.notFound).response }
+        // A file is never a folder: `/static/app.js/` is not `/static/app.js`.
+        guard info.type == .regular, file != resolved || !path.hasSuffix("/") else { return HTTPError(.notFound).response }
         return try await respond(to: request, file: file, info: info)
     }
 
@@ -131,11 +132,16 @@ struct FileServer: Sendable {
         }
         headers[.contentType] = MediaTypes.contentType(forFile: file)
         let range: Range<Int64>
+        let status: HTTPResponse.Status
         switch ByteRange.requested(by: request.headers, size: size, etag: etag, lastModified: lastModified) {
         case .whole:
             range = 0..<size
+            status = .ok
         case .part(let part):
+            // A range is answered 206 even when it covers the whole file (`bytes=0-`, what media
+            // players send first): a 200 would tell them the file cannot be sought.
             range = part
+            status = .partialContent
             headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)"
         case .unsatisfiable:
             headers[.contentRange] = "bytes */\(size)"
@@ -143,7 +149,6 @@ struct FileServer: Sendable {
             return Response(status: .rangeNotSatisfiable, headers: headers)
         }
         let length = range.upperBound - range.lowerBound
-        let status: HTTPResponse.Status = length == size ? .ok : .partialContent
         if request.method == .head {
             return Response(status: status, headers: headers, body: .stream(contentLength: Int(length)) { _ in })
         }

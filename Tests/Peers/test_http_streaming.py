@@ -15,9 +15,9 @@ Python's standard library (`http.client`, raw sockets).
            less than 32 MiB; `--timeout-request-body 1`: a body that stops gets 408 and a
            closed connection, a body that keeps trickling (a byte every 0.5 s) gets its 200.
 
-Known server bug, kept as a strict xfail (it turns into a failure once fixed, to drop the marker):
-a range that covers the whole file (`bytes=0-`, `bytes=0-<size-1>`, `bytes=-<size>`) is answered
-200 with a Content-Range header instead of 206 (test_range_covering_the_whole_file_gets_206).
+A range that covers the whole file (`bytes=0-`, `bytes=0-<size-1>`, `bytes=-<size>`) is a range
+all the same: 206 with its Content-Range (test_range_covering_the_whole_file_gets_206; it was once
+answered 200 with a Content-Range, which media elements read as "cannot seek").
 
 The traversal tests run a hard link (or copy) of the demo binary in a temporary folder, next to a
 copy of its resource bundle (StarExamples_Demo.resources, which Bundle.module finds next to the
@@ -262,14 +262,6 @@ def test_curl_range_gets_206_and_the_file_bytes(curl, demo, spec):
     assert result.body == data[start:end + 1], result
 
 
-WHOLE_FILE_RANGE_BUG = (
-    "server bug: a satisfiable range that covers the whole file (bytes=0-, bytes=0-<size-1>, bytes=-<size>, "
-    "bytes=0-<past the end>) is answered 200 OK, yet with a Content-Range header, instead of 206 Partial Content "
-    "(StaticFiles.respond: `length == size ? .ok : .partialContent`); browsers' media elements send bytes=0- "
-    "and take a 200 as 'no range support'")
-
-
-@pytest.mark.xfail(strict=True, reason=WHOLE_FILE_RANGE_BUG)
 @pytest.mark.parametrize("kind", ["0-", "0-last", "-size", "0-beyond"])
 def test_range_covering_the_whole_file_gets_206(curl, demo, kind):
     data = app_js_bytes(curl, demo)

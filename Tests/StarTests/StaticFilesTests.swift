@@ -50,6 +50,7 @@ import Testing
         #expect(big.body == site.big && big.headers[.contentType] == "application/octet-stream")
         #expect(big.response.body.contentLength == site.big.count, "a large file streams with its length")
         #expect(await client.get("/static/style.css").text == "body { color: red }", "a link inside the folder is followed")
+        #expect(await client.get("/static/app.css/").status == .notFound, "a file is not a folder")
     }
 
     @Test func aFolderServesItsIndex() async throws {
@@ -90,6 +91,9 @@ import Testing
         #expect(tail.status == .partialContent && tail.body == Array(site.big.suffix(10)))
         let open = await client.get("/static/big.bin", headers: [.range: "bytes=199990-"])
         #expect(open.body.count == 10 && open.headers[.contentRange] == "bytes 199990-199999/200000")
+        let whole = await client.get("/static/big.bin", headers: [.range: "bytes=0-"])
+        #expect(whole.status == .partialContent && whole.headers[.contentRange] == "bytes 0-199999/200000",
+                "a range of the whole file is still a range (media players seek only after a 206)")
         let beyond = await client.get("/static/big.bin", headers: [.range: "bytes=200000-"])
         #expect(beyond.status == .rangeNotSatisfiable && beyond.headers[.contentRange] == "bytes */200000")
         #expect(await client.get("/static/big.bin", headers: [.range: "bytes=0-1,5-6"]).status == .ok, "several ranges: the whole file")

@@ -21,6 +21,12 @@ struct HTTPConnection: Sendable {
             var shuttingDown = false
             var busy = false
             var session: WebSocketSession?
+            /// Ends when the channel closes: what a streamed response's writer races (see
+            /// ``HTTPConnection/watchClose()``); `nil` while no response streams.
+            var closeWatcher: AsyncStream<Never>.Continuation?
+            /// The channel's close is watched (one callback per connection, on its first stream).
+            var watchingClose = false
+            var closed = false
         }
         let state = Mutex(State())
     }
@@ -111,8 +117,8 @@ struct HTTPConnection: Sendable {
             ending = .written
         } else {
             let writer = ConnectionBodyWriter(channel: channel, handler: handler)
-            let (closed, signal) = AsyncStream<Never>.makeStream()
-            channel.closeFuture.whenComplete { _ in signal.finish() }
+            let closed = watchClose()
+            defer { shutdown.state.withLock { $0.closeWatcher = nil } }
             ending = await withTaskGroup(of: Ending.self) { group in
                 group.addTask {
                     do {
@@ -131,11 +137,16 @@ struct HTTPConnection: Sendable {
                 return first
             }
         }
+        // Graceful shutdown may have begun while the body streamed: then this response is the last.
+        let stoppingNow = shutdown.state.withLock { state in
+            state.busy = false
+            return state.shuttingDown
+        }
         let keepAlive: Bool
         switch ending {
         case .written:
-            keepAlive = reusable
-            await run(on: channel.eventLoop) { handler.value.endResponse(keepAlive: reusable) }
+            keepAlive = reusable && !stoppingNow
+            await run(on: channel.eventLoop) { handler.value.endResponse(keepAlive: keepAlive) }
         case .failed(let error):
             keepAlive = false
             if channel.isActive {
@@ -146,11 +157,34 @@ struct HTTPConnection: Sendable {
         case .clientGone:
             keepAlive = false
         }
-        shutdown.state.withLock { $0.busy = false }
         if settings.configuration.accessLog {
             logAccess(settings.app.logger, received, response.status, since: start)
         }
         return !keepAlive
+    }
+
+    /// A sequence that ends when the channel closes (or when the task iterating it is cancelled).
+    /// The channel's close future gets one callback per connection, on its first streamed response,
+    /// not one per response.
+    private func watchClose() -> AsyncStream<Never> {
+        let (closed, signal) = AsyncStream<Never>.makeStream()
+        let (register, isClosed) = shutdown.state.withLock { state in
+            defer { state.watchingClose = true }
+            state.closeWatcher = signal
+            return (!state.watchingClose, state.closed)
+        }
+        if isClosed { signal.finish() }
+        if register {
+            let shutdown = self.shutdown
+            channel.closeFuture.whenComplete { _ in
+                let watcher = shutdown.state.withLock { state in
+                    state.closed = true
+                    return state.closeWatcher
+                }
+                watcher?.finish()
+            }
+        }
+        return closed
     }
 
     /// Runs `body` on the connection's event loop: at once when the task already runs there.
