@@ -32,13 +32,25 @@ public struct ServerSentEvent: Sendable, Equatable {
             let (seconds, attoseconds) = retry.components
             text += "retry: \(max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))\n"
         }
-        var line = Substring(data)
-        // Every line break of the spec (CRLF, CR, LF) ends a data line.
-        while let end = line.firstIndex(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
-            text += "data: \(line[..<end])\n"
-            line = line[line.index(after: end)...]
+        // Every line break of the spec (CRLF, CR, LF) ends a data line. Scanned as UTF-8 bytes: a
+        // line break is never part of a longer UTF-8 sequence, and bytes are cheaper than characters.
+        let bytes = data.utf8
+        var start = bytes.startIndex
+        var index = start
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
+                index = bytes.index(after: index)
+                continue
+            }
+            text += "data: " + String(decoding: bytes[start..<index], as: UTF8.self) + "\n"
+            index = bytes.index(after: index)
+            if byte == UInt8(ascii: "\r"), index < bytes.endIndex, bytes[index] == UInt8(ascii: "\n") {
+                index = bytes.index(after: index)
+            }
+            start = index
         }
-        text += "data: \(line)\n\n"
+        text += "data: " + String(decoding: bytes[start...], as: UTF8.self) + "\n\n"
         return text
     }
 

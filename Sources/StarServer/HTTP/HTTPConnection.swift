@@ -233,14 +233,24 @@ struct ConnectionBodyWriter: ResponseBodyWriter {
 
     func write(_ chunk: ByteBuffer) async throws {
         guard chunk.readableBytes > 0 else { return }  // an empty chunk would end a chunked body
-        let promise = channel.eventLoop.makePromise(of: Void.self)
         let handler = self.handler
+        // While the socket takes more, nothing waits: no promise (NIO's chunked encoder would combine
+        // one per part of the chunk, a few allocations per write, ~5 % of an event stream's CPU).
+        if channel.isWritable {
+            if channel.eventLoop.inEventLoop {
+                handler.value.writeBodyPart(chunk, promise: nil)
+            } else {
+                channel.eventLoop.execute { handler.value.writeBodyPart(chunk, promise: nil) }
+            }
+            return
+        }
+        // Past NIO's high-water mark, or closed: wait until this chunk is written (or fails).
+        let promise = channel.eventLoop.makePromise(of: Void.self)
         if channel.eventLoop.inEventLoop {
             handler.value.writeBodyPart(chunk, promise: promise)
         } else {
             channel.eventLoop.execute { handler.value.writeBodyPart(chunk, promise: promise) }
         }
-        if channel.isWritable && channel.isActive { return }
         try await promise.futureResult.get()
     }
 }

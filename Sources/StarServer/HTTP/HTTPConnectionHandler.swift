@@ -329,8 +329,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Writes one chunk of a streamed body; `promise` completes once it is written to the socket.
-    func writeBodyPart(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>) {
-        guard let context else { return promise.fail(ChannelError.ioOnClosedChannel) }
+    func writeBodyPart(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else { promise?.fail(ChannelError.ioOnClosedChannel); return }
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: promise)
     }
 
