@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 py=$(.ci/python-peers.sh)   # the venv with the pinned websockets and pytest
+# curl plays a real HTTP client in test_http_streaming.py (Debian's; on the image already, else installed).
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 set +e
