@@ -16,6 +16,10 @@ extension TestClient {
     /// ```
     ///
     /// - Parameters:
+    ///   - method: The method (`GET` by default).
+    ///   - target: The path and query (`/notes/events`).
+    ///   - headers: Extra header fields (`Last-Event-ID`, …).
+    ///   - body: The request body.
     ///   - timeout: How long each `next…` call may wait before it throws ``TestTimeout``.
     public func stream(
         _ method: HTTPRequest.Method = .get, _ target: String, headers: HTTPFields = [:],

@@ -15,7 +15,7 @@ public import HTTPTypes
 /// response to an allowed `Origin` — a handler's, an error, a 404 — gets `Access-Control-Allow-Origin`
 /// (the origin itself when credentials are allowed or origins are listed, with `Vary: Origin`), and
 /// the credentials and exposed headers it allows. Requests without `Origin` (curl, same-origin GETs)
-/// are left alone. WebSocket handshakes are not CORS requests: use ``WebSocketComponent``'s
+/// are left alone. WebSocket handshakes are not CORS requests: use `WebSocketComponent`'s
 /// `allowedOrigins` for those.
 public struct CORSHook: EventHook {
     /// The origins allowed (`https://app.example.com`, scheme, host and port as the browser sends
