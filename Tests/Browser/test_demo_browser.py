@@ -26,7 +26,7 @@ import time
 import pytest
 
 import star_processes
-from star_processes import HOST
+from star_processes import HOST, post_note
 
 STEP_MS = 10000
 
@@ -84,16 +84,6 @@ def get_json(server, path, timeout=5):
         conn.close()
 
 
-def post_note(server, text, timeout=5):
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout)
-    try:
-        conn.request("POST", "/notes", body=json.dumps({"text": text}), headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-        assert response.status == 201, (response.status, body)
-        return json.loads(body)
-    finally:
-        conn.close()
 
 
 def wait_for_log(server, pattern, timeout=5.0):

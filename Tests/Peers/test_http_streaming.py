@@ -55,6 +55,7 @@ import pytest
 
 import star_processes
 from conftest import HOST, ROOT, binary_path, missing
+from star_processes import post_note
 
 APP_JS = ROOT / "Examples" / "Sources" / "Demo" / "Public" / "app.js"
 RESOURCE_BUNDLE = "StarExamples_Demo.resources"
@@ -159,18 +160,6 @@ def read_until_closed(sock, timeout):
         data += chunk
 
 
-def post_note(server, text, timeout=5):
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout)
-    try:
-        conn.request("POST", "/notes", body=json.dumps({"text": text}), headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-        assert response.status == 201, "POST /notes: %d %r" % (response.status, body)
-        note = json.loads(body)
-        assert note["text"] == text and isinstance(note["id"], int), note
-        return note
-    finally:
-        conn.close()
 
 
 def vm_rss_kib(pid):

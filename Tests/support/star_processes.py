@@ -15,8 +15,11 @@ otherwise (Tests/Browser passes `always_fail=True`: it never skips).
   hard_deadline_fixture(default)   the autouse SIGALRM deadline (marker `deadline(seconds)`)
   Postgres, postgres_fixture()     a session-scoped PostgreSQL URL (see Postgres)
   chat_servers_fixture()           two module-scoped `chat` processes sharing that PostgreSQL
+  post_note(server, text)          the demo's POST /notes: the new note (201 checked)
 """
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -364,3 +367,19 @@ def chat_servers_fixture(always_fail=False):
             finish_servers(servers)
 
     return chat_servers
+
+
+def post_note(server, text, timeout=5):
+    """Adds a note to a running `demo` (POST /notes, JSON) and returns it; fails unless 201."""
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout)
+    try:
+        conn.request("POST", "/notes", body=json.dumps({"text": text}), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 201, "POST /notes: %d %r" % (response.status, body)
+        note = json.loads(body)
+        assert note["text"] == text and isinstance(note["id"], int), note
+        return note
+    finally:
+        conn.close()
+
