@@ -2,7 +2,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
 import Star
@@ -114,14 +113,13 @@ extension HTTPConnection {
     }
 
     /// The same for an HTTP/2 stream: the stream's DATA frames carry the WebSocket's bytes
-    /// (``HTTP2WebSocketStreamHandler``), and its flow control is the session's backpressure. A
-    /// stream channel takes no socket options; the read held since the request arrived is passed on.
+    /// (``HTTP2WebSocketStreamHandler``, behind NIO's HTTP/2-to-HTTP/1 codec, which stays), and its
+    /// flow control is the session's backpressure. A stream channel takes no socket options (NIO's
+    /// stream channel traps on them); the read held since the request arrived is passed on.
     private static func switchStreamToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
                                                 ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
         sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
-        sync.removeHandler(context: try sync.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self), promise: nil)
-        sync.removeHandler(context: try sync.context(handlerType: ExtendedConnectReader.self), promise: nil)
         let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate,
                                               now: channel.eventLoop.now, endsStreamAfterCloseFrame: true)
         try sync.addHandler(HTTP2WebSocketStreamHandler())
