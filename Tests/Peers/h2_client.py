@@ -28,6 +28,19 @@ from wsproto.extensions import PerMessageDeflate
 HOST = "127.0.0.1"
 
 
+class DrainingH2Connection(h2.connection.H2Connection):
+    """`h2` closes its state machine on GOAWAY; a server's graceful GOAWAY still lets the streams
+    it names finish (RFC 9113 §6.8). This one records GOAWAY frames and goes on reading."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.goaways = []
+
+    def _receive_goaway_frame(self, frame):
+        self.goaways.append((frame.error_code, frame.last_stream_id))
+        return [], []
+
+
 class Stream:
     """What arrived on one stream."""
 
@@ -41,7 +54,11 @@ class Stream:
 
 
 class H2Client:
+    #: Every client made, so that a test suite can close them all after each test (`close_all`).
+    opened = []
+
     def __init__(self, port, tls=False, settings=None, timeout=10.0, connect=True):
+        H2Client.opened.append(self)
         self.timeout = timeout
         raw = socket.create_connection((HOST, port), timeout=timeout)
         if tls:
@@ -52,10 +69,10 @@ class H2Client:
             raw = context.wrap_socket(raw, server_hostname="localhost")
             self.alpn = raw.selected_alpn_protocol()
         self.sock = raw
-        self.conn = h2.connection.H2Connection(
+        self.conn = DrainingH2Connection(
             config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.streams = {}
-        self.goaway = None          # (error code, last stream id) once the server sent GOAWAY
+
         self.closed = False         # the server closed the socket
         self.pings_acked = 0
         self.settings_acked = False
@@ -82,7 +99,7 @@ class H2Client:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
             return
         except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             data = b""
@@ -114,8 +131,11 @@ class H2Client:
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in self.streams:
                 self.streams[event.stream_id].reset = event.error_code
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.goaway = (event.error_code, event.last_stream_id)
+
+    @property
+    def goaway(self):
+        """(error code, last stream id) of the server's last GOAWAY, or None."""
+        return self.conn.goaways[-1] if self.conn.goaways else None
 
     def pump(self, condition, timeout=None):
         """Reads until `condition()` holds; TimeoutError past the deadline, or if the socket closed first."""
@@ -149,6 +169,25 @@ class H2Client:
         self.flush()
         return self.streams[stream_id]
 
+    def send_body(self, stream, data, end=True, timeout=None):
+        """Sends `data` on `stream` as the flow-control windows allow (waiting for WINDOW_UPDATE)."""
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            window = min(self.conn.local_flow_control_window(stream.id), self.conn.max_outbound_frame_size)
+            if window <= 0:
+                self.pump(lambda: self.conn.local_flow_control_window(stream.id) > 0
+                          or stream.ended or stream.reset is not None, timeout)
+                if stream.ended or stream.reset is not None:
+                    return
+                continue
+            chunk = bytes(view[offset:offset + window])
+            self.conn.send_data(stream.id, chunk)
+            offset += len(chunk)
+            self.flush()
+        if end:
+            self.conn.end_stream(stream.id)
+            self.flush()
+
     def response(self, stream, timeout=None):
         self.pump(lambda: stream.ended or stream.reset is not None, timeout)
         return stream.status, stream.headers, bytes(stream.data)
@@ -181,6 +220,12 @@ class H2Client:
             self.sock.close()
         except OSError:
             pass
+
+    @classmethod
+    def close_all(cls):
+        for client in cls.opened:
+            client.close()
+        cls.opened.clear()
 
 
 class H2WebSocket:
@@ -273,6 +318,11 @@ class H2WebSocket:
             self._collect()
             return self.close_code is not None or self.reset is not None
         self.client.pump(closed, timeout)
+        # END_STREAM may come in the next read: Chromium gives it 2 s, this waits 1 s.
+        try:
+            self.client.pump(lambda: self.ended or self.reset is not None, 1.0)
+        except TimeoutError:
+            pass
         ended_first = self.ended
         if self.reset is None:
             try:

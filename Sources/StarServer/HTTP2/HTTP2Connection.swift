@@ -31,6 +31,8 @@ struct HTTP2Connection: Sendable {
                 try Self.configureStream(stream, settings: settings, scheme: scheme, clientAddress: clientAddress)
             }
         }
+        // A connection error (a flood, a malformed frame): NIO's handler sends GOAWAY, this closes.
+        try sync.addHandler(NIOCloseOnErrorHandler())
         connection.shutdown.state.withLock { $0.http2 = HTTP2Connection(channel: channel, multiplexer: multiplexer) }
         // Last: its removal ends the HTTP/1 request loop, which then finds the HTTP/2 connection.
         sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
