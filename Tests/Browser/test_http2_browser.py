@@ -16,20 +16,33 @@ ENABLE_CONNECT_PROTOCOL=1; otherwise over HTTP/1.1 (101). What each test asserts
   message (more than the 65535-byte initial HTTP/2 window, so flow control runs both ways)
   echo through the demo's `room` handler; the page's own close (1000) completes cleanly within
   a second (a server that does not end the stream after its close frame costs 2 s in Chromium).
-  On the server: exactly one established TCP connection (from /proc/net/tcp{,6}) while page,
-  EventSource and socket are open, and in the access log the `GET /static/ HTTP/2` line and the
-  `"WEBSOCKET /ws/lobby" closed 1000` line have the same client port.
+  On the server: in the access log, the `GET /static/ HTTP/2` line, the assets, the EventSource
+  and the `"WEBSOCKET /ws/lobby" closed 1000` line all have one client port; and of the server's
+  established TCP connections while everything is open (`ss -tin`: bytes received per client
+  port), that one took in the 100 KiB message and any other no more than a TLS handshake
+  (Chromium sometimes opens a spare connection and never uses it; without `ss`, /proc/net/tcp
+  gives only the count, at most 2).
 - test_control_websocket_over_http1 (the control, proving the checks above can fail): the same
   page over plain http, and over https with `--no-http2` (ALPN http/1.1): `protocol ==
   "http/1.1"`, status 101 with `Sec-WebSocket-Accept`, the socket on a TCP connection of its own
-  (another client port in the log, two or more connections).
+  (another client port in the log than the page's, two or more connections, the socket's took
+  in the 100 KiB).
 - test_handler_sees_http2_and_server_close_is_prompt: `ws-test-server` over TLS: `/ws-info`
   (the handler's `Request`) says `HTTP/2`, `wss`, and the client address of the page's own
   `GET /info`; `/hello` (the server sends one message and closes) reaches the page as a clean
   1000 promptly.
 - test_tab_close_reaches_the_handler_with_the_close_code: closing the tab makes Chromium send
   its close frame (1001, with END_STREAM) and at once RST_STREAM(CANCEL); the handler should see
-  1001 as over HTTP/1.1 (checked there too, as the control).
+  1001 as over HTTP/1.1 (checked there too, as the control). Over h2 it is xfail(strict=True):
+  the server reports 1006 (remove the marker with the fix).
+- test_shutdown_with_an_idle_tls_connection, test_idle_h2_connection_closes_after_keep_alive_timeout
+  (raw TLS sockets, no browser; xfail(strict=True), server problems): Chromium often opens a second
+  TLS connection to a new origin and leaves it idle and unread (ALPN h2, no preface), and does not
+  read its idle HTTP/1.1 keep-alive connections either. With such a connection open, SIGTERM should
+  end the server within 2 s (it takes the whole --timeout-graceful-shutdown over h2, NIOSSL's 5 s
+  close_notify wait over HTTP/1.1), and an idle h2 connection should close after
+  --timeout-keep-alive (it never does). Until that is fixed, the module's TLS servers can miss
+  finish_server's 5 s at the end of the module (the failure lists the open connections).
 
 Servers: `demo` with TLS (access log on), `demo` on plain http and with TLS plus `--no-http2`
 for the control, `ws-test-server` with TLS and without; certificate from conftest's `tls_cert`.
@@ -38,9 +51,13 @@ Run: PY=$(.ci/python-peers.sh) && .ci/browser.sh && $PY -m pytest -q -p no:cache
 
 import json
 import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
 import time
 import urllib.request
-import ssl
 
 import pytest
 
@@ -56,6 +73,21 @@ BIG = 100 * 1024  # bytes of the binary message: more than HTTP/2's initial 6553
 
 # -- servers --------------------------------------------------------------------------------
 
+def finish(server):
+    """finish_server, and when it fails, the server's connections at that moment (a TLS server
+    with an idle browser connection can miss the 5 s: see test_shutdown_with_an_idle_tls_connection)."""
+    connections = server_connections(server.port)
+    failure = None
+    try:
+        star_processes.finish_server(server)
+    except pytest.fail.Exception as exc:
+        failure = str(exc)
+    if failure:
+        pytest.fail("%s\nestablished connections at SIGTERM {client port: bytes received}: %s (Chromium leaves "
+                    "idle TLS connections that it does not read; see test_shutdown_with_an_idle_tls_connection)"
+                    % (failure, connections), pytrace=False)
+
+
 def _module_server(name, args_of):
     @pytest.fixture(scope="module")
     def fixture(tls_cert):
@@ -63,7 +95,7 @@ def _module_server(name, args_of):
         try:
             yield server
         finally:
-            star_processes.finish_server(server)
+            finish(server)
     return fixture
 
 
@@ -80,22 +112,34 @@ def origin(server, scheme):
 
 # -- observing the server -------------------------------------------------------------------
 
-def established_connections(port):
-    """How many TCP connections the server on `port` has in ESTABLISHED state (its side: local
-    port == port), from /proc/net/tcp and tcp6."""
-    count = 0
+def server_connections(port):
+    """The server's established TCP connections on `port` (its side: local port == port), as
+    {client_port: bytes_received}, from `ss -tin` (iproute2); None for the bytes when `ss` is
+    missing (then only /proc/net/tcp{,6} is read, and the counts are all we know)."""
+    if shutil.which("ss"):
+        out = subprocess.run(["ss", "-Htin", "state", "established", "( sport = :%d )" % port],
+                             capture_output=True, text=True, timeout=10).stdout
+        found, current = {}, None
+        for line in out.splitlines():
+            if not line[:1].isspace():  # "Recv-Q Send-Q local:port peer:port"
+                current = int(line.split()[3].rsplit(":", 1)[1])
+                found[current] = 0
+            elif current is not None:
+                m = re.search(r"\bbytes_received:(\d+)", line)
+                found[current] = int(m.group(1)) if m else 0
+        return found
+    found = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
                     fields = line.split()
-                    local, state = fields[1], fields[3]
-                    if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                        count += 1
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        found[int(fields[2].rsplit(":", 1)[1], 16)] = None
         except FileNotFoundError:
             continue
-    return count
+    return found
 
 
 def log_offset(server):
@@ -140,8 +184,8 @@ EXCHANGE = r"""
   socket.addEventListener("message", event => received.push(event.data));
   socket.send("over h2? " + stamp);
   await until("the text echo", () => received.some(m => typeof m === "string" && m.endsWith(stamp)));
-  const big = new Uint8Array(size);
-  for (let i = 0; i < size; i++) big[i] = (i * 31 + 7) & 255;
+  const big = new Uint8Array(size);  // random: permessage-deflate cannot shrink it below the h2 window
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(big.subarray(i, Math.min(size, i + 65536)));
   socket.send(big);
   await until("the binary echo", () => received.some(m => m instanceof ArrayBuffer));
   const echo = new Uint8Array(received.find(m => m instanceof ArrayBuffer));
@@ -183,8 +227,8 @@ def run_demo_page(page, server, scheme):
         time.sleep(0.05)
     error = page.evaluate("window.__error")
     assert error is None, "in the page: %s; console: %s" % (error, [str(m) for m in page.console])
-    connections = established_connections(server.port)
-    page.evaluate("window.__askConnections(%d); 1" % connections)
+    connections = server_connections(server.port)
+    page.evaluate("window.__askConnections(%d); 1" % len(connections))
     while True:
         result, error = page.evaluate("window.__result"), page.evaluate("window.__error")
         if result or error:
@@ -214,6 +258,23 @@ def run_demo_page(page, server, scheme):
     }
 
 
+def assert_one_busy_connection(facts, port, detail):
+    """Of the server's connections while everything was open, the one from client `port` took in
+    the 100 KiB message and every other one no more than a TLS handshake: Chromium sometimes
+    opens a second connection to a new origin and leaves it unused (with `ss` missing, only the
+    count is known)."""
+    connections = facts["connections"]
+    assert port in connections, "the page's connection was not open: " + detail
+    if any(received is None for received in connections.values()):
+        print("no `ss` (iproute2): bytes per connection unknown, only the count is checked")
+        assert len(connections) <= 2, detail
+        return
+    assert connections[port] > BIG, detail
+    others = {p: received for p, received in connections.items() if p != port}
+    assert all(received < 8192 for received in others.values()), \
+        "another connection carried requests or messages: %s\n%s" % (others, detail)
+
+
 def lower_keys(headers):
     return {k.lower(): v for k, v in (headers or {}).items()}
 
@@ -233,7 +294,86 @@ def assert_echoes(facts):
         "no 'WEBSOCKET /ws/lobby closed 1000' in the access log: %s" % facts["log"])
 
 
-# -- the tests ------------------------------------------------------------------------------
+# -- what Chromium's idle connections meet on the server --------------------------------------
+# Chromium sometimes opens two TLS connections to a new origin, uses one and leaves the other in
+# its pool, idle and unread: ALPN h2 chosen, no connection preface sent (seen in its net log in
+# about half the runs of this suite). These tests play that connection with a raw socket.
+
+def tls_socket(server, alpn):
+    context = ssl._create_unverified_context()
+    context.set_alpn_protocols([alpn])
+    raw = socket.create_connection((HOST, server.port), timeout=5)
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    assert tls.selected_alpn_protocol() == alpn
+    return tls
+
+
+SHUTDOWN_BUG = ("server: at SIGTERM an idle TLS connection whose client does not read keeps the server up: "
+                "%s (see the report of issue #16's browser tests)")
+
+
+@pytest.mark.parametrize("alpn", [
+    pytest.param("h2", marks=pytest.mark.xfail(strict=True, reason=SHUTDOWN_BUG % (
+        "GOAWAY + PING, then no PING ack ever, and no maxGraceTime: until --timeout-graceful-shutdown (10 s), "
+        "then 'stopped with handlers still running: they ignored cancellation'"))),
+    pytest.param("http/1.1", marks=pytest.mark.xfail(strict=True, reason=SHUTDOWN_BUG % (
+        "NIOSSL waits its default shutdownTimeout (5 s) for the client's close_notify"))),
+])
+def test_shutdown_with_an_idle_tls_connection(alpn, tls_cert):
+    """SIGTERM with one idle, never-read TLS connection open: the server exits 0 within 2 s and
+    does not claim that handlers ignored cancellation (there are none)."""
+    server = star_processes.start_server("ws-test-server", quiet=False, args=tls_cert.server_args, always_fail=True)
+    try:
+        idle = tls_socket(server, alpn)
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - started
+        idle.close()
+        log = server.log_tail()
+        assert server.proc.returncode == 0, "exit status %s after %.1fs; log:\n%s" % (server.proc.returncode, took, log)
+        assert "handlers still running" not in log, "after %.1fs; log:\n%s" % (took, log)
+        assert took < 2.0, "SIGTERM to exit took %.1fs with one idle %s connection; log:\n%s" % (took, alpn, log)
+    finally:
+        star_processes.stop_server(server)
+        star_processes.remove_log(server)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "server: an HTTP/2 connection never idles out: NIOHTTP2ServerConnectionManagementHandler starts its maxIdleTime "
+    "timer in channelActive, and HTTP2Connection.takeOver adds it to a channel that is already active "
+    "(see the report of issue #16's browser tests)"))
+@pytest.mark.parametrize("preface", ["no preface", "preface and SETTINGS"])
+def test_idle_h2_connection_closes_after_keep_alive_timeout(preface, tls_cert):
+    """`--timeout-keep-alive 1`: an HTTP/2 connection with no stream is closed within 3 s, as an
+    HTTP/1.1 one is (HTTP2Connection's maxIdleTime is the keep-alive timeout)."""
+    server = star_processes.start_server("ws-test-server", args=tls_cert.server_args + ["--timeout-keep-alive", "1"],
+                                         always_fail=True)
+    try:
+        idle = tls_socket(server, "h2")
+        if preface == "preface and SETTINGS":
+            idle.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        idle.settimeout(0.2)
+        started, closed = time.monotonic(), False
+        while time.monotonic() - started < 3.0 and not closed:
+            try:
+                closed = idle.recv(65536) == b""
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+        idle.close()
+        assert closed, "the idle HTTP/2 connection (%s) was still open after 3 s" % preface
+    finally:
+        star_processes.stop_server(server)
+        star_processes.remove_log(server)
+
+
+# -- the browser tests (last in the module: its servers stop in the teardown of the last test) --------------------------------------------------------------------------
 
 def test_page_and_its_websocket_share_one_h2_connection(tls_page, demo_h2):
     facts = run_demo_page(tls_page, demo_h2, "https")
@@ -260,14 +400,15 @@ def test_page_and_its_websocket_share_one_h2_connection(tls_page, demo_h2):
     assert facts["page"]["closed"]["ms"] < 1000, "closing took %.0f ms (Chromium waits 2 s for END_STREAM): %s" % (
         facts["page"]["closed"]["ms"], detail)
 
-    # The server's side: one TCP connection for page, EventSource and socket; in the access
-    # log the page's GET and the socket's session came from the same client port.
-    assert facts["connections"] == 1, "the server had %d established connections, not 1: %s" % (facts["connections"], detail)
+    # The server's side: in the access log the page's GET, its assets, the EventSource and the
+    # socket's session all came from one client port, and that TCP connection (the only one that
+    # carried more than a TLS handshake) took in the 100 KiB message.
     page_lines = [l for l in facts["log"] if l["method"] == "GET" and l["target"] == "/static/"]
     assert page_lines and all(l["version"] == "HTTP/2" for l in page_lines), detail
     ports = {l["port"] for l in facts["log"]}
     assert ports == {facts["ws_line"]["port"]} == {page_lines[-1]["port"]}, \
         "page, assets, EventSource and WebSocket came from more than one client port: " + detail
+    assert_one_busy_connection(facts, int(page_lines[-1]["port"]), detail)
     assert demo_h2.alive()
 
 
@@ -282,10 +423,14 @@ def test_control_websocket_over_http1(scheme, page, tls_page, demo_plain, demo_t
     assert facts["handshake"]["status"] == 101, detail
     assert "sec-websocket-accept" in lower_keys(facts["handshake"].get("headers")), detail
     assert_echoes(facts)
-    assert facts["connections"] >= 2, detail
     page_line = [l for l in facts["log"] if l["method"] == "GET" and l["target"] == "/static/"][-1]
     assert page_line["version"] == "HTTP/1.1", detail
-    assert facts["ws_line"]["port"] != page_line["port"], detail
+    ws_port = int(facts["ws_line"]["port"])
+    assert ws_port != int(page_line["port"]), detail
+    connections = facts["connections"]
+    assert len(connections) >= 2 and ws_port in connections, detail  # at least the EventSource's and the socket's
+    if connections[ws_port] is not None:
+        assert connections[ws_port] > BIG, detail
 
 
 def test_handler_sees_http2_and_server_close_is_prompt(tls_page, ws_test_h2):
