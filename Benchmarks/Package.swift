@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .executableTarget(
@@ -33,13 +34,17 @@ let package = Package(
             name: "hb-hello",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),  // HTTPServerBuilder
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
             ],
             path: "Sources/HBHello"
         ),
         .executableTarget(
             name: "vapor-hello",
-            dependencies: [.product(name: "Vapor", package: "vapor")],
+            dependencies: [
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),  // the certificate and key (STAR_BENCH_TLS)
+            ],
             path: "Sources/VaporHello"
         ),
         // WebSocket echo servers for run-ws.sh (Star's own is the Examples package's `echo`). Folder

@@ -5,6 +5,7 @@
 //   STAR_BENCH_TLS=cert.pem:key.pem hb-hello --port 8082   # https, h2 or http/1.1 by ALPN (run-h2.sh)
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 

@@ -2,6 +2,7 @@
 //
 //   vapor-hello --port 8083
 //   STAR_BENCH_TLS=cert.pem:key.pem vapor-hello --port 8083   # https, h2 or http/1.1 by ALPN (run-h2.sh)
+import NIOSSL
 import Vapor
 
 struct Message: Content {
