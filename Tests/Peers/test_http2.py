@@ -381,3 +381,19 @@ def test_graceful_shutdown_sends_goaway_and_finishes_streams(start_server):
     assert status == 200 and body == b"slow done", (status, body)
     client.pump_until_closed()
     assert server.proc.wait(timeout=10) == 0
+
+
+def test_open_streams_keep_a_connection_that_then_idles_out(start_server):
+    """`--timeout-keep-alive 1`: a connection with a WebSocket stream open stays past it; once the
+    stream ends, the idle connection gets GOAWAY (NO_ERROR, naming the last stream) and closes."""
+    server = start_server("ws-test-server", args=["--timeout-keep-alive", "1"], env={"STAR_TEST_KEEPALIVE": "off"})
+    client = H2Client(server.port)
+    ws = client.websocket("/echo")
+    time.sleep(2.0)
+    ws.send_text("after 2 s")
+    assert ws.receive() == ("text", "after 2 s")
+    ws.close()
+    started = time.monotonic()
+    client.pump_until_closed(timeout=5)
+    assert client.goaway == (0, ws.stream.id), client.goaway
+    assert time.monotonic() - started < 3.0

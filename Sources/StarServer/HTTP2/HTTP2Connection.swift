@@ -6,11 +6,19 @@ import Synchronization
 /// request: an ``HTTPConnection`` over the stream's channel, behind NIO's HTTP/2-to-HTTP/1 codec, so
 /// that streams run the same `App.respond`, streamed bodies and WebSocket sessions as HTTP/1.1 —
 /// with HTTP/2's flow control as their backpressure — each in a child task of this connection's task.
-struct HTTP2Connection: Sendable {
+///
+/// A class: every HTTP/1.1 connection's shutdown state has room for one (`nil` but for HTTP/2),
+/// and a reference keeps that room to one word.
+final class HTTP2Connection: Sendable {
     let channel: any Channel
     private let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<HTTPConnection>
     /// The streams being served, for graceful shutdown.
     private let streams = OpenConnections()
+
+    private init(channel: any Channel, multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<HTTPConnection>) {
+        self.channel = channel
+        self.multiplexer = multiplexer
+    }
 
     /// Replaces the HTTP/1 handler of `connection` with HTTP/2's; on the event loop, before any
     /// HTTP/1 request was read. The connection's task then serves HTTP/2 (``HTTPConnection/run(_:overLimit:)``).
@@ -18,19 +26,15 @@ struct HTTP2Connection: Sendable {
                          clientAddress: String?) throws {
         let channel = connection.channel
         let sync = channel.pipeline.syncOperations
+        let lifecycle = HTTP2ConnectionLifecycleHandler(idleTimeout: TimeAmount(settings.configuration.keepAliveTimeout))
         let multiplexer = try sync.configureAsyncHTTP2Pipeline(
-            mode: .server,
-            connectionManagerConfiguration: .init(
-                // An HTTP/2 connection with no open stream is idle: it closes as an HTTP/1.1 one does.
-                maxIdleTime: TimeAmount(settings.configuration.keepAliveTimeout),
-                maxAge: nil, maxGraceTime: nil, keepalive: nil
-            ),
-            http2HandlerConfiguration: Self.configuration(settings)
+            mode: .server, streamDelegate: lifecycle.streamDelegate(on: channel.eventLoop), configuration: Self.configuration(settings)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try Self.configureStream(stream, settings: settings, scheme: scheme, clientAddress: clientAddress)
             }
         }
+        try sync.addHandler(lifecycle)
         // A connection error (a flood, a malformed frame): NIO's handler sends GOAWAY, this closes.
         try sync.addHandler(NIOCloseOnErrorHandler())
         connection.shutdown.state.withLock { $0.http2 = HTTP2Connection(channel: channel, multiplexer: multiplexer) }
@@ -91,8 +95,8 @@ struct HTTP2Connection: Sendable {
         try? await channel.closeFuture.get()
     }
 
-    /// Graceful shutdown: GOAWAY (NIO's connection manager sends it and closes the connection once
-    /// its open streams are done), and every WebSocket stream closes with 1001.
+    /// Graceful shutdown: GOAWAY, the connection closes once its open streams are done
+    /// (``HTTP2ConnectionLifecycleHandler``), and every WebSocket stream closes with 1001.
     func beginShutdown() {
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         streams.beginShutdown()

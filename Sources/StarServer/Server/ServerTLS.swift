@@ -24,6 +24,9 @@ struct ServerTLS: Sendable {
         }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         tls.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        // How long a closing connection waits for the client's close_notify (NIO's default: 5 s).
+        // Browsers leave idle keep-alive sockets unread: at shutdown each held SIGTERM for 5 s.
+        tls.shutdownTimeout = .seconds(1)
         if let ca = settings.caFile {
             tls.trustRoots = .file(ca)
             tls.certificateVerification = .fullVerification
