@@ -4,6 +4,7 @@
 #   ./run-http.sh            # build (release) and run all three servers
 #   SERVERS="star hb" ./run-http.sh
 #   DURATION=10s CONNECTIONS=64 WARMUP=3 ./run-http.sh
+#   BIN=.build/release SERVERS=star ./run-http.sh   # no build: the binaries already in BIN
 #
 # Each server runs alone, pinned to core 0; wrk runs pinned to core 1, against 127.0.0.1 only,
 # for a bounded time. Results (raw wrk output and the table) go to Benchmarks/results/.
@@ -27,10 +28,13 @@ done
 
 # One Swift build at a time on this machine: every build goes through the shared lock. Only the
 # servers measured are built (the package's other products need not build for this).
-for name in $SERVERS; do
-    flock /tmp/swiftbuild.lock swift build -c release --product "$name-hello"
-done
-BIN=$(flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)
+# BIN=DIR skips the build and runs DIR's binaries.
+if [[ -z ${BIN:-} ]]; then
+    for name in $SERVERS; do
+        flock /tmp/swiftbuild.lock swift build -c release --product "$name-hello"
+    done
+    BIN=$(flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)
+fi
 
 # Hold the same lock while measuring, so no build (ours or anyone's) competes for the cores.
 exec 9>/tmp/swiftbuild.lock
