@@ -78,6 +78,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The engine on a NIO channel: the one channel handler (and its per-loop ticker and receive
+        // allocator) that both the server's sessions and the client's connections run on, so that
+        // neither keeps a copy of the other's driver.
+        .target(
+            name: "StarWebSocketNIO",
+            dependencies: [
+                "Star",
+                "StarWebSocketEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // glibc's malloc controls for the server's memory trimming (Swift's Glibc lacks <malloc.h>).
         .target(name: "CStarMemory"),
         .target(
@@ -86,6 +99,7 @@ let package = Package(
                 "CStarMemory",
                 "Star",
                 "StarWebSocketEngine",
+                "StarWebSocketNIO",
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "StarServerTests",
             dependencies: [
-                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine",
+                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine", "StarWebSocketNIO",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
