@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "StarServer", targets: ["StarServer"]),
         // The WebSocket protocol engine that Star's transports share; its API is `package`.
         .library(name: "StarWebSocketEngine", targets: ["StarWebSocketEngine"]),
+        // A WebSocket client on NIO (ws:// and wss://): the same message API as the server's `WebSocket`.
+        .library(name: "StarWebSocketClient", targets: ["StarWebSocketClient"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
         .library(name: "StarFiles", targets: ["StarFiles"]),
@@ -88,6 +90,25 @@ let package = Package(
                 "StarWebSocketEngine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The WebSocket client: ws:// and wss:// (TLS with the `TLS` trait), driving the engine in
+        // the client role through StarWebSocketNIO.
+        .target(
+            name: "StarWebSocketClient",
+            dependencies: [
+                "Star",
+                "StarWebSocket",
+                "StarWebSocketEngine",
+                "StarWebSocketNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: strictSettings
         ),
@@ -156,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "StarServerTests",
             dependencies: [
-                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine", "StarWebSocketNIO",
+                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine", "StarWebSocketNIO", "StarWebSocketClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
