@@ -134,7 +134,7 @@ extension WebSocketClient {
         let handler = WebSocketChannelHandler(session: session, role: .client, options: options,
                                               ticker: WebSocketTicker(eventLoop: channel.eventLoop), deflate: deflate,
                                               now: channel.eventLoop.now)
-        try sync.addHandler(WebSocketFrameEncoder())
+        try sync.addHandler(WebSocketClientFrameEncoder())  // masks eight bytes at a time
         try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
         try sync.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))

@@ -32,11 +32,6 @@ final class WebSocketClientHandshakeHandler: ChannelInboundHandler, RemovableCha
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-            let (handler, context) = loopBound.value
-            handler.fail(.handshakeTimeout(handler.timeout), context: context)
-        }
         if context.channel.isActive { sendRequest(context: context) }
     }
 
@@ -45,7 +40,13 @@ final class WebSocketClientHandshakeHandler: ChannelInboundHandler, RemovableCha
         context.fireChannelActive()
     }
 
+    /// Sends the request and starts the handshake timeout (the connect timeout came before).
     private func sendRequest(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            let (handler, context) = loopBound.value
+            handler.fail(.handshakeTimeout(handler.timeout), context: context)
+        }
         context.write(wrapOutboundOut(.head(request)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

@@ -19,7 +19,6 @@ let usage = """
     """
 
 var configuration = WebSocketClientConfiguration()
-configuration.options.pingInterval = nil
 var url: String?
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
@@ -55,18 +54,22 @@ Thread.detachNewThread {
     input.finish()
 }
 
+/// Prints a received message's line at once (`print` into a pipe would wait for a full buffer).
+func show(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 func report(_ text: String) { FileHandle.standardError.write(Data("star-ws: \(text)\n".utf8)) }
 
 let end: WebSocketDisconnect?
 do {
     end = try await WebSocketClient.connect(to: url, configuration: configuration) { ws in
-        report("connected to \(url)" + (ws.subprotocol.map { " (subprotocol \($0))" } ?? ""))
+        report("connected to \(url)" + (ws.subprotocol.map { ", subprotocol \($0)" } ?? "")
+            + (ws.isCompressed ? ", permessage-deflate" : ""))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await message in ws.messages {
                     switch message {
-                    case .text(let text): print(text)
-                    case .binary(let bytes): print("<binary, \(bytes.readableBytes) bytes> " + bytes.readableBytesView.prefix(64).map { String(format: "%02x", $0) }.joined())
+                    case .text(let text): show(text)
+                    case .binary(let bytes): show("<binary, \(bytes.readableBytes) bytes> " + bytes.readableBytesView.prefix(64).map { String(format: "%02x", $0) }.joined())
                     }
                 }
             }
