@@ -8,6 +8,8 @@
 #   ./run-ws-client.sh                          # build (release) and run all three clients
 #   CLIENTS="star hb" DURATION=5 ./run-ws-client.sh
 #   STAR_ECHO=/path/to/echo ./run-ws-client.sh  # use this Star echo binary instead of building one
+#   PYTHON_CLIENT=/path/to/python ./run-ws-client.sh  # a Python with websockets 17.4 (default:
+#                                                     # Benchmarks/.venv, made by python/setup.sh)
 #
 # The server runs pinned to core 0, the client to core 1, on 127.0.0.1 only; every run is bounded
 # by its DURATION (and at most 50 million messages) and by `timeout`. The table goes to
@@ -33,13 +35,14 @@ for product in star-ws-client-bench hb-ws-client-bench; do
     esac
     timeout 3600 flock "$LOCK" swift build -c release --product "$product" 2>&1 | grep -E "error|warning: unre" || true
 done
-if [[ " $CLIENTS " == *" python "* && ! -x .venv/bin/python ]]; then python/setup.sh; fi
+PYTHON_CLIENT=${PYTHON_CLIENT:-$BENCH_DIR/.venv/bin/python}
+if [[ " $CLIENTS " == *" python "* && ! -x $PYTHON_CLIENT ]]; then python/setup.sh; fi
 
 client_command() {  # name url size -> the client's command line (words)
     case $1 in
         star) echo "$BIN/star-ws-client-bench $2 $CONNECTIONS $3 $DURATION" ;;
         hb) echo "$BIN/hb-ws-client-bench $2 $CONNECTIONS $3 $DURATION" ;;
-        python) echo "$BENCH_DIR/.venv/bin/python $BENCH_DIR/python/websockets_client_bench.py $2 $CONNECTIONS $3 $DURATION" ;;
+        python) echo "$PYTHON_CLIENT $BENCH_DIR/python/websockets_client_bench.py $2 $CONNECTIONS $3 $DURATION" ;;
     esac
 }
 
