@@ -6,10 +6,16 @@ receives are printed, and its exit status comes from the close code. Each test r
 `websockets` server in the test's own event loop on a free loopback port and `star-ws` as a
 subprocess, with a deadline on every wait.
 
+The wss:// tests make a CA, a server and a client certificate with `openssl` at test time (the
+Examples package builds Star with its TLS trait; root `swift test` runs without it).
+
 A missing `star-ws` binary fails the tests when CI=true (skips them otherwise).
 """
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 
 import pytest
 from websockets.asyncio.server import serve
@@ -165,4 +171,81 @@ def test_a_denied_handshake_prints_status_and_body():
             status, err = await finish(client)
         assert status == 1
         assert "401" in err and "token required" in err, err
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------
+# wss:// (the Examples package builds Star with its TLS trait): certificates made at test time
+# ---------------------------------------------------------------------------
+
+def openssl(*args, cwd):
+    done = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, "openssl %s failed:\n%s" % (" ".join(args), done.stderr)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """A throwaway CA, a server certificate it signed for 127.0.0.1, and a client certificate."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the test certificates", pytrace=False)
+    d = tmp_path_factory.mktemp("client-tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Star Test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for name, usage, san in (("server", "serverAuth", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"),
+                             ("client", "clientAuth", "")):
+        openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
+        (d / (name + ".ext")).write_text(san + "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                                         "extendedKeyUsage=%s\n" % usage)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext", cwd=d)
+    return d
+
+
+def tls_context(certificates, client_certificate=False):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificates / "server.pem", certificates / "server.key")
+    if client_certificate:
+        context.load_verify_locations(certificates / "ca.pem")
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.mark.parametrize("trust, works", [("--cacert", True), ("--insecure", True), (None, False)])
+def test_wss_verifies_the_server_unless_told_not_to(certificates, trust, works):
+    async def main():
+        port = free_port()
+        async with serve(echo, HOST, port, ssl=tls_context(certificates)):
+            args = {"--cacert": ["--cacert", str(certificates / "ca.pem")], "--insecure": ["--insecure"], None: []}[trust]
+            client = await start_client("wss://%s:%d/" % (HOST, port), *args)
+            if works:
+                client.stdin.write(b"over tls\n")
+                await client.stdin.drain()
+                assert await read_lines(client.stdout, 1) == ["over tls"]
+            status, err = await finish(client)
+        if works:
+            assert status == 0, err
+        else:
+            assert status == 1 and "connection to" in err and "failed" in err, err
+    asyncio.run(main())
+
+
+def test_wss_with_a_client_certificate(certificates):
+    async def main():
+        seen = {}
+
+        async def handler(ws):
+            seen["peer"] = ws.transport.get_extra_info("peercert")["subject"]
+            await echo(ws)
+
+        port = free_port()
+        async with serve(handler, HOST, port, ssl=tls_context(certificates, client_certificate=True)):
+            client = await start_client("wss://127.0.0.1:%d/" % port, "--cacert", str(certificates / "ca.pem"),
+                                        "--cert", str(certificates / "client.pem"), "--key", str(certificates / "client.key"))
+            client.stdin.write(b"mutual\n")
+            await client.stdin.drain()
+            assert await read_lines(client.stdout, 1) == ["mutual"]
+            status, err = await finish(client)
+        assert status == 0, err
+        assert seen["peer"] == ((("commonName", "client"),),)
     asyncio.run(main())

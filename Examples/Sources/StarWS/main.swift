@@ -15,7 +15,8 @@ import StarWebSocket
 import StarWebSocketClient
 
 let usage = """
-    usage: star-ws URL [--header 'Name: value']... [--subprotocol NAME]... [--origin ORIGIN] [--insecure] [--no-compression]
+    usage: star-ws URL [--header 'Name: value']... [--subprotocol NAME]... [--origin ORIGIN]
+                  [--cacert CA.pem] [--cert CLIENT.pem --key CLIENT.key] [--insecure] [--no-compression]
     """
 
 var configuration = WebSocketClientConfiguration()
@@ -33,6 +34,12 @@ while let argument = arguments.popFirst() {
         configuration.subprotocols.append(name)
     case "--origin":
         configuration.origin = arguments.popFirst()
+    case "--cacert":
+        configuration.tls.caFile = arguments.popFirst()
+    case "--cert":
+        configuration.tls.certificateFile = arguments.popFirst()
+    case "--key":
+        configuration.tls.keyFile = arguments.popFirst()
     case "--insecure", "-k":
         configuration.tls.verifiesCertificate = false
     case "--no-compression":
