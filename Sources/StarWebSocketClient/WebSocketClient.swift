@@ -37,6 +37,11 @@ public final class WebSocketClient: Sendable {
         session = WebSocketClientSession(channel: channel, maxQueue: configuration.options.maxQueue)
     }
 
+    /// A connection nobody holds any more (a reconnecting loop left with `break`) closes with 1001.
+    deinit {
+        session.startClose(code: .goingAway, reason: "")
+    }
+
     /// Connects to a WebSocket server, runs `body` with the connection, and closes it when `body`
     /// returns (1000) or throws (1011); returns what `body` returns.
     ///

@@ -44,12 +44,17 @@ final class WebSocketClientSession: WebSocketChannelSession {
     /// Starts the close handshake and waits until the socket is closed (when the server answers,
     /// or after the close timeout).
     func close(code: WebSocketCloseCode, reason: String) async {
+        startClose(code: code, reason: reason)
+        try? await channel.closeFuture.get()
+    }
+
+    /// Starts the close handshake without waiting for it.
+    func startClose(code: WebSocketCloseCode, reason: String) {
         if let handler = handler.withLock({ $0 }) {
             channel.eventLoop.execute { handler.value.initiateClose(code: code, reason: reason) }
         } else {
             channel.close(promise: nil)
         }
-        try? await channel.closeFuture.get()
     }
 
     // MARK: WebSocketChannelSession (on the event loop)

@@ -52,13 +52,24 @@ import Testing
         }
     }
 
+    /// The same for the connection a reconnecting loop leaves by `break`.
+    static let leftClose = Mutex<WebSocketDisconnect?>(nil)
+    @concurrent static func recordLeft(ws: WebSocket) async throws {
+        try await ws.connect()
+        do {
+            while true { _ = try await ws.receive() }
+        } catch let disconnect as WebSocketDisconnect {
+            leftClose.withLock { $0 = disconnect }
+        }
+    }
+
     @concurrent static func redirect() async -> Response {
         Response(status: .found, headers: [.location: "/echo"])
     }
 
     static let app = App(routes: [
         Route("/echo", .get, echo), Route("/headers", .get, headers), Route("/deny", .get, deny),
-        Route("/close", .get, closeWithCode), Route("/big", .get, big), Route("/record", .get, recordClose),
+        Route("/close", .get, closeWithCode), Route("/big", .get, big), Route("/record", .get, recordClose), Route("/left", .get, recordLeft),
         Route("/redirect", .get, redirect),
     ])
 
@@ -192,6 +203,18 @@ import Testing
                 if opened == 3 { break }
             }
             #expect(opened == 3)
+        }
+    }
+
+    @Test func aConnectionLeftByBreakClosesWith1001() async throws {
+        try await withServer(Self.app) { port in
+            for try await ws in WebSocketClient.connections(to: "ws://127.0.0.1:\(port)/left") {
+                try await ws.send(text: "one")
+                break
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while Self.leftClose.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(Self.leftClose.withLock { $0 }?.code == .goingAway)
         }
     }
 

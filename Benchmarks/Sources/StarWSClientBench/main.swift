@@ -36,7 +36,9 @@ let total = try await withThrowingTaskGroup(of: Int.self) { group in
             }
         }
     }
-    return try await group.reduce(0, +)
+    var sum = 0
+    for try await count in group { sum += count }
+    return sum
 }
 let elapsed = ContinuousClock.now - start
 let time = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
