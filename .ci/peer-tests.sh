@@ -17,6 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py=$(.ci/python-peers.sh)   # the venv with the pinned websockets and pytest
 # curl plays a real HTTP client in test_http_streaming.py (Debian's; on the image already, else installed).
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+# nghttp and h2load (Debian's nghttp2-client) are HTTP/2 peers in test_http2.py.
+command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 set +e

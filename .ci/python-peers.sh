@@ -17,7 +17,8 @@ set -euo pipefail
 
 # Exact pins (websockets 17.4 and pytest 9.2 need Python >= 3.10); pytest's own
 # dependencies are pinned too, so that every run gets the same tree.
-pins=(websockets==17.4 pytest==9.2.0 iniconfig==2.3.1 packaging==26.4 pluggy==1.7.0 Pygments==2.21.0)
+pins=(websockets==17.4 pytest==9.2.0 iniconfig==2.3.1 packaging==26.4 pluggy==1.7.0 Pygments==2.21.0
+      h2==4.4.1 hpack==4.2.0 hyperframe==6.1.0 wsproto==1.3.2 h11==0.16.0)
 
 cache=${STAR_CI_CACHE:-/tmp/star-ci}
 venv=$cache/py-venv

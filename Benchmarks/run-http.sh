@@ -25,8 +25,11 @@ for tool in taskset curl; do
     command -v "$tool" >/dev/null || { echo "run-http.sh: needs $tool" >&2; exit 1; }
 done
 
-# One Swift build at a time on this machine: every build goes through the shared lock.
-flock /tmp/swiftbuild.lock swift build -c release
+# One Swift build at a time on this machine: every build goes through the shared lock. Only the
+# servers measured are built (the package's other products need not build for this).
+for name in $SERVERS; do
+    flock /tmp/swiftbuild.lock swift build -c release --product "$name-hello"
+done
 BIN=$(flock /tmp/swiftbuild.lock swift build -c release --show-bin-path)
 
 # Hold the same lock while measuring, so no build (ours or anyone's) competes for the cores.

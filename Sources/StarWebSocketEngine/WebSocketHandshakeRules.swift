@@ -7,7 +7,8 @@ package import Star
 /// subprotocol.
 package enum WebSocketHandshakeRules {
     /// Whether a request asks to open a WebSocket: a `GET` with `Upgrade: websocket`
-    /// (the transport reads the header tokens; this adds the method).
+    /// (the transport reads the header tokens; this adds the method). An HTTP/2 transport reports
+    /// an extended CONNECT with `:protocol websocket` (RFC 8441) as such a `GET`.
     package static func isHandshake(_ request: Request, wantsWebSocket: Bool) -> Bool {
         wantsWebSocket && request.method == .get
     }
@@ -34,8 +35,12 @@ package enum WebSocketHandshakeRules {
     /// Why a handshake is malformed, or `nil` when it is well formed (version 13 and a well-formed
     /// key). A one-byte value, not the response: the connection's task keeps it across a
     /// suspension, and an idle WebSocket keeps that task's frames.
+    ///
+    /// Over HTTP/2 (RFC 8441 §5) there is no key: the extended CONNECT stream itself is the proof
+    /// that the client speaks WebSocket, and only the version is checked.
     package static func check(_ request: Request) -> Refusal? {
         guard request.headers[.secWebSocketVersion] == "13" else { return .unsupportedVersion }
+        if request.httpVersion.major >= 2 { return nil }
         guard let key = request.headers[.secWebSocketKey], isWellFormedKey(key) else { return .malformedKey }
         return nil
     }

@@ -24,14 +24,19 @@ package final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// This session's place in the ticker's list, kept by the ticker.
     package var tickerSlot = -1
     private let deflate: PerMessageDeflate?
+    /// The channel is an HTTP/2 stream (RFC 8441): END_STREAM follows our close frame at once.
+    private let endsStreamAfterCloseFrame: Bool
 
     /// Creates the handler of `session`, whose session starts `now` (its loop's time);
-    /// `ticker` is its event loop's (it drives the timers).
+    /// `ticker` is its event loop's (it drives the timers). With `endsStreamAfterCloseFrame`
+    /// (an HTTP/2 stream), the output is closed right after the close frame.
     package init(session: any WebSocketChannelSession, role: WebSocketStateMachine.Role = .server, options: WebSocketOptions,
-                 ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil, now: NIODeadline) {
+                 ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil, now: NIODeadline,
+                 endsStreamAfterCloseFrame: Bool = false) {
         self.session = session
         self.ticker = ticker
         self.deflate = deflate
+        self.endsStreamAfterCloseFrame = endsStreamAfterCloseFrame
         self.machine = WebSocketStateMachine(role: role, options: options, deflate: deflate, now: now)
     }
 
@@ -61,6 +66,16 @@ package final class WebSocketChannelHandler: ChannelDuplexHandler {
             return
         }
         perform(machine.decodingFailed(error, now: context.eventLoop.now), context: context)
+    }
+
+    /// The peer ended an HTTP/2 stream (END_STREAM): after its close frame that is the close
+    /// handshake's end; without one, the session is lost (1006), as when a socket closes.
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        guard machine.state != .closed else { return }
+        machine.connectionLost()
+        session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "stream ended without a close frame"))
+        context.close(promise: nil)
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -161,10 +176,12 @@ package final class WebSocketChannelHandler: ChannelDuplexHandler {
         let frame = machine.role.frame(.connectionClose, payload)
         guard thenCloseSocket else {
             context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            if endsStreamAfterCloseFrame { context.close(mode: .output, promise: nil) }
             return
         }
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(frame), promise: written)
+        if endsStreamAfterCloseFrame { context.close(mode: .output, promise: nil) }
         let channel = context.channel
         written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }

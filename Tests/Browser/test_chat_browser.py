@@ -10,6 +10,13 @@ round. The sender sees its own message too.
 The room's subscription on each process goes live a moment after the socket opens, so the
 pages first exchange probes through `window.chat.send` until each has seen the other's.
 
+The test runs twice: over http (`chat_servers`, HTTP/1.1, the sockets answered 101), and over
+https + HTTP/2 (`tls_chat_servers`: the same two processes with `--ssl-certfile/--ssl-keyfile`
+of conftest's `tls_cert`, tabs of conftest's `tls_browser`). Over https it also asserts, over
+DevTools, that each tab's page came over `h2` and that its WebSocket rode that connection by
+RFC 8441: `Network.webSocketHandshakeResponseReceived` has status 200 (not 101) and no
+`Sec-WebSocket-Accept`; and, in the processes' access logs, `GET / HTTP/2`.
+
 Run: STAR_TEST_POSTGRES_URL=$(.ci/postgres.sh start) PY=$(.ci/python-peers.sh) && .ci/browser.sh &&
      $PY -m pytest -q Tests/Browser/test_chat_browser.py
 (without the variable the suite runs `.ci/postgres.sh start` itself).
@@ -18,6 +25,23 @@ Run: STAR_TEST_POSTGRES_URL=$(.ci/postgres.sh start) PY=$(.ci/python-peers.sh) &
 import json
 import time
 import uuid
+
+import pytest
+
+import star_processes
+
+
+@pytest.fixture(scope="module")
+def tls_chat_servers(postgres, tls_cert):
+    """Two `chat` processes with TLS (HTTP/2 by ALPN) and --broadcast-url <postgres>, access log on."""
+    servers = []
+    try:
+        for _ in range(2):
+            servers.append(star_processes.start_server(
+                "chat", quiet=False, args=["--broadcast-url", postgres.url] + tls_cert.server_args, always_fail=True))
+        yield servers
+    finally:
+        star_processes.finish_servers(servers)
 
 
 def wait_js(page, condition, timeout, what):
@@ -91,14 +115,53 @@ def assert_shown(page, text, who):
     assert page.evaluate("chat.messages.filter(m => m === %s).length" % json.dumps(text)) == 1
 
 
-def test_two_pages_on_two_processes_chat_through_the_dom(new_page, chat_servers):
-    a, b = chat_servers
+def open_chat(open_page, server, scheme, room, network):
+    """A tab on `server`'s chat page, room `room`; with `network`, DevTools' Network events are
+    on before the page loads (for the protocol checks)."""
+    url = "%s://%s:%d/#%s" % (scheme, server.host, server.port, room)
+    if not network:
+        return open_page(url)
+    page = open_page("about:blank")
+    page.enable_network()
+    page.navigate(url)
+    return page
+
+
+def assert_h2_with_rfc8441_socket(page, server, who):
+    """The page's document came over h2, and its chat socket by RFC 8441 on that connection."""
+    origin = "https://%s:%d" % (server.host, server.port)
+    main = page.wait_event("Network.responseReceived",
+                           lambda p: p["type"] == "Document" and p["response"]["url"].startswith(origin + "/"),
+                           timeout=5)["response"]
+    assert main["protocol"] == "h2", "%s: the page came over %s, not h2" % (who, main["protocol"])
+    created = page.wait_event("Network.webSocketCreated", lambda p: p["url"].startswith("wss://%s:%d/ws/" % (
+        server.host, server.port)), timeout=5)
+    handshake = page.wait_event("Network.webSocketHandshakeResponseReceived",
+                                lambda p: p["requestId"] == created["requestId"], timeout=5)["response"]
+    assert handshake["status"] == 200, "%s: the socket was answered %s, not 200 (RFC 8441): %s" % (
+        who, handshake["status"], handshake)
+    assert "sec-websocket-accept" not in {k.lower() for k in handshake.get("headers", {})}, (who, handshake)
+    log = server.log_tail(limit=10 ** 9)
+    assert '"GET / HTTP/2" 200' in log, "%s: no `GET / HTTP/2` in the access log:\n%s" % (who, log[-2000:])
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_two_pages_on_two_processes_chat_through_the_dom(scheme, request):
+    if scheme == "https":  # h2 by ALPN, each socket an RFC 8441 stream on its page's connection
+        a, b = servers = request.getfixturevalue("tls_chat_servers")
+        open_page = request.getfixturevalue("tls_new_page")
+    else:
+        a, b = servers = request.getfixturevalue("chat_servers")
+        open_page = request.getfixturevalue("new_page")
     room = "browser-%s" % uuid.uuid4().hex[:8]
-    page_a = new_page(a.http("/#%s" % room))
-    page_b = new_page(b.http("/#%s" % room))
+    page_a = open_chat(open_page, a, scheme, room, network=scheme == "https")
+    page_b = open_chat(open_page, b, scheme, room, network=scheme == "https")
     for page, who in ((page_a, "page A"), (page_b, "page B")):
         wait_js(page, "document.getElementById('status').textContent === 'open'", 15, "#status 'open' on " + who)
         assert page.evaluate("location.pathname") == "/", who
+    if scheme == "https":
+        assert_h2_with_rfc8441_socket(page_a, a, "page A")
+        assert_h2_with_rfc8441_socket(page_b, b, "page B")
     sync(page_a, page_b)
 
     from_a = "Hello from A <b>not bold</b> & <img src=x onerror=alert(1)> — ünïcödé 🚀 %s" % uuid.uuid4().hex[:6]
@@ -115,5 +178,5 @@ def test_two_pages_on_two_processes_chat_through_the_dom(new_page, chat_servers)
         assert page.evaluate("document.getElementById('status').textContent") == "open", who
         errors = page.console_errors()
         assert not errors, "%s console errors: %s" % (who, [str(e) for e in errors])
-    for server in chat_servers:
+    for server in servers:
         assert server.alive(), "%s died; log:\n%s" % (server.name, server.log_tail())

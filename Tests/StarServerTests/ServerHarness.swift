@@ -74,6 +74,27 @@ final class RawSocket: Sendable {
         guard sent == bytes.count else { throw RawSocketError("send failed") }
     }
 
+    func send(bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw RawSocketError("send failed") }
+    }
+
+    /// Reads at least `count` bytes (fewer when the peer closes or the timeout passes).
+    func receive(atLeast count: Int) async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var received: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                while received.count < count {
+                    let read = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+                    if read <= 0 { break }
+                    received += chunk[0..<read]
+                }
+                continuation.resume(returning: received)
+            }
+        }
+    }
+
     /// Reads until the peer closes or `until` holds for what was read, or the timeout passes.
     func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
         await withCheckedContinuation { continuation in

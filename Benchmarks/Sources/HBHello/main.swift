@@ -2,8 +2,11 @@
 // middleware, default event-loop group).
 //
 //   hb-hello --port 8082
+//   STAR_BENCH_TLS=cert.pem:key.pem hb-hello --port 8082   # https, h2 or http/1.1 by ALPN (run-h2.sh)
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
 import Logging
 
 struct Message: ResponseEncodable {
@@ -33,8 +36,21 @@ router.get("json") { _, _ -> Message in
 
 var logger = Logger(label: "hb-hello")
 logger.logLevel = .warning
+// With STAR_BENCH_TLS=CERT:KEY (PEM files): TLS, and HTTP/2 or HTTP/1.1 by ALPN (HummingbirdHTTP2's
+// `http2Upgrade`, its default configuration).
+var server: HTTPServerBuilder = .http1()
+if let tls = ProcessInfo.processInfo.environment["STAR_BENCH_TLS"] {
+    let files = tls.split(separator: ":", maxSplits: 1).map(String.init)
+    precondition(files.count == 2, "STAR_BENCH_TLS must be CERT:KEY")
+    let tlsConfiguration = TLSConfiguration.makeServerConfiguration(
+        certificateChain: try NIOSSLCertificate.fromPEMFile(files[0]).map { .certificate($0) },
+        privateKey: .privateKey(try NIOSSLPrivateKey(file: files[1], format: .pem))
+    )
+    server = try .http2Upgrade(tlsConfiguration: tlsConfiguration)
+}
 let app = Application(
     router: router,
+    server: server,
     configuration: .init(address: .hostname("127.0.0.1", port: portArgument()), serverName: "hb-hello"),
     logger: logger
 )

@@ -1,10 +1,13 @@
 // star-hello: the benchmark routes on Star.
 //
 //   star-hello --port 8081 --no-access-log [STAR_BENCH_PUBLIC=DIR]
+//   star-hello --port 8081 --no-access-log --ssl-certfile cert.pem --ssl-keyfile key.pem   # run-h2.sh
 //
 // Options are `app.main()`'s own (`--host` defaults to 127.0.0.1); run-http.sh passes
-// `--no-access-log` so no server logs a line per request. With STAR_BENCH_PUBLIC=DIR, the files of
-// DIR/static are served at /static/ (run-files.sh), as hb-hello and vapor-hello serve DIR.
+// `--no-access-log` so no server logs a line per request. The Benchmarks package turns on Star's
+// `TLS` trait, so `--ssl-certfile`/`--ssl-keyfile` serve https, h2 or http/1.1 by ALPN (HTTP/2 is
+// on by default). With STAR_BENCH_PUBLIC=DIR, the files of DIR/static are served at /static/
+// (run-files.sh), as hb-hello and vapor-hello serve DIR.
 // `/events` is a Server-Sent Events feed: one event every 10 ms, to every client, whose data is
 // the wall-clock time it was published in nanoseconds (run-files.sh's fan-out measures delivery).
 import Foundation

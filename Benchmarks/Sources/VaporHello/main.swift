@@ -1,6 +1,8 @@
 // vapor-hello: the benchmark routes on Vapor 4, log level warning and no request logging.
 //
 //   vapor-hello --port 8083
+//   STAR_BENCH_TLS=cert.pem:key.pem vapor-hello --port 8083   # https, h2 or http/1.1 by ALPN (run-h2.sh)
+import NIOSSL
 import Vapor
 
 struct Message: Content {
@@ -22,6 +24,16 @@ let app = try await Application.make(environment)
 app.logger.logLevel = .warning
 app.http.server.configuration.hostname = "127.0.0.1"
 app.http.server.configuration.port = portArgument()
+// With STAR_BENCH_TLS=CERT:KEY (PEM files): TLS, and HTTP/2 or HTTP/1.1 by ALPN (Vapor's own switch).
+if let tls = Environment.get("STAR_BENCH_TLS") {
+    let files = tls.split(separator: ":", maxSplits: 1).map(String.init)
+    precondition(files.count == 2, "STAR_BENCH_TLS must be CERT:KEY")
+    app.http.server.configuration.supportVersions = [.one, .two]
+    app.http.server.configuration.tlsConfiguration = .makeServerConfiguration(
+        certificateChain: try NIOSSLCertificate.fromPEMFile(files[0]).map { .certificate($0) },
+        privateKey: .privateKey(try NIOSSLPrivateKey(file: files[1], format: .pem))
+    )
+}
 // The default middleware logs every request (RouteLoggingMiddleware); keep only the error middleware.
 app.middleware = Middlewares()
 app.middleware.use(ErrorMiddleware.default(environment: app.environment))

@@ -164,10 +164,13 @@ struct RequestInfo: Codable, Sendable {
     let scheme: String
     let path: String
     let rootPath: String
+    /// `HTTP/1.1`, `HTTP/2`: what the request came over.
+    let httpVersion: String
 }
 
 @concurrent func info(request: Request) async -> RequestInfo {
-    RequestInfo(client: request.clientAddress ?? "", scheme: request.scheme, path: request.path, rootPath: request.rootPath)
+    RequestInfo(client: request.clientAddress ?? "", scheme: request.scheme, path: request.path, rootPath: request.rootPath,
+                httpVersion: request.httpVersion.description)
 }
 
 /// Sends the request info as JSON, then closes.
@@ -175,7 +178,8 @@ struct RequestInfo: Codable, Sendable {
     try await ws.connect()
     let request = ws.request
     try await ws.send(json: RequestInfo(client: request.clientAddress ?? "", scheme: request.scheme,
-                                        path: request.path, rootPath: request.rootPath))
+                                        path: request.path, rootPath: request.rootPath,
+                                        httpVersion: request.httpVersion.description))
 }
 
 /// Answers after `?ms=` milliseconds (default 1000): an in-flight request during shutdown.

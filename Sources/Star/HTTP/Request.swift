@@ -18,6 +18,10 @@ public struct Request: Sendable {
     /// The id in every log line about this request; the transport may set it (to log with the
     /// same id), otherwise the app assigns one.
     public var id: String?
+    /// The HTTP version the request came over (``HTTPVersion/http1_1`` unless the transport says
+    /// otherwise). A WebSocket opened over HTTP/2 (RFC 8441) reaches its handler as the same `GET`
+    /// as over HTTP/1.1: this is how the handler can tell.
+    public var httpVersion: HTTPVersion = .http1_1
 
     /// Creates a request from its parts.
     public init(head: HTTPRequest, body: RequestBody, clientAddress: String? = nil, rootPath: String = "") {
@@ -30,6 +34,30 @@ public struct Request: Sendable {
     /// Creates a request whose body is one buffer (an empty one by default).
     public init(head: HTTPRequest, body: ByteBuffer = ByteBuffer(), clientAddress: String? = nil, rootPath: String = "") {
         self.init(head: head, body: RequestBody(body), clientAddress: clientAddress, rootPath: rootPath)
+    }
+
+    /// An HTTP version: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
+    public struct HTTPVersion: Sendable, Hashable, CustomStringConvertible {
+        /// The major version (`1`, `2`).
+        public let major: Int
+        /// The minor version (`0` or `1` for HTTP/1, `0` for HTTP/2).
+        public let minor: Int
+
+        /// Creates a version from its numbers.
+        public init(major: Int, minor: Int) {
+            self.major = major
+            self.minor = minor
+        }
+
+        /// HTTP/1.0.
+        public static let http1_0 = HTTPVersion(major: 1, minor: 0)
+        /// HTTP/1.1.
+        public static let http1_1 = HTTPVersion(major: 1, minor: 1)
+        /// HTTP/2.
+        public static let http2 = HTTPVersion(major: 2, minor: 0)
+
+        /// `HTTP/1.1`, `HTTP/2`: as in an access log.
+        public var description: String { major >= 2 ? "HTTP/\(major)" : "HTTP/\(major).\(minor)" }
     }
 
     /// The request method.

@@ -75,6 +75,18 @@ public struct ServerOptions: ParsableArguments {
     @Option(help: "PEM CA certificates; clients must present a certificate they signed.")
     public var sslCaCerts: String?
 
+    @Flag(inversion: .prefixedNo, help: "Serve HTTP/2: by ALPN over TLS, by prior knowledge on cleartext.")
+    public var http2: Bool = true
+
+    @Option(help: "HTTP/2: most streams open at once per connection.")
+    public var http2MaxConcurrentStreams: Int = 100
+
+    @Option(help: "HTTP/2: each stream's receive window in bytes.")
+    public var http2InitialWindowSize: Int = 65_535
+
+    @Option(help: "HTTP/2: largest decompressed header block a client may send, in bytes.")
+    public var http2MaxHeaderListSize: Int = 16_384
+
     @Flag(inversion: .prefixedNo, help: "Trust X-Forwarded-* and Forwarded headers from --forwarded-allow-ips.")
     public var proxyHeaders: Bool = true
 
@@ -114,6 +126,16 @@ public struct ServerOptions: ParsableArguments {
         if let limitConcurrency, limitConcurrency < 1 { throw ValidationError("--limit-concurrency must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard backlog > 0 else { throw ValidationError("--backlog must be positive") }
+        guard (1...(1 << 31 - 1)).contains(http2MaxConcurrentStreams) else {
+            throw ValidationError("--http2-max-concurrent-streams must be between 1 and 2147483647")
+        }
+        // RFC 9113 §6.5.2: the largest window is 2^31-1.
+        guard (1...(1 << 31 - 1)).contains(http2InitialWindowSize) else {
+            throw ValidationError("--http2-initial-window-size must be between 1 and 2147483647")
+        }
+        guard (1024...(1 << 24)).contains(http2MaxHeaderListSize) else {
+            throw ValidationError("--http2-max-header-list-size must be between 1024 and 16777216")
+        }
         if (sslCertfile == nil) != (sslKeyfile == nil) {
             throw ValidationError("--ssl-certfile and --ssl-keyfile go together")
         }
@@ -145,6 +167,10 @@ public struct ServerOptions: ParsableArguments {
             configuration.tls = TLSSettings(certificateFile: sslCertfile, keyFile: sslKeyfile,
                                             keyPassword: sslKeyfilePassword, caFile: sslCaCerts)
         }
+        configuration.http2.enabled = http2
+        configuration.http2.maxConcurrentStreams = http2MaxConcurrentStreams
+        configuration.http2.initialWindowSize = http2InitialWindowSize
+        configuration.http2.maxHeaderListSize = http2MaxHeaderListSize
         configuration.proxyHeaders = proxyHeaders
         configuration.forwardedAllowIPs = forwardedAllowIps.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         configuration.rootPath = rootPath.hasSuffix("/") ? String(rootPath.dropLast()) : rootPath
@@ -157,10 +183,11 @@ public struct ServerOptions: ParsableArguments {
     static let environmentOptions: [(String, String, Bool)] = [
         "host", "port", "uds", "log-level", "reload-dir", "ws-max-size", "ws-max-queue", "ws-ping-interval",
         "ws-ping-timeout", "ws-per-message-deflate", "timeout-keep-alive", "timeout-graceful-shutdown",
-        "timeout-request-body", "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
+        "timeout-request-body", "http2-max-concurrent-streams", "http2-initial-window-size",
+        "http2-max-header-list-size", "limit-concurrency", "backlog", "ssl-certfile", "ssl-keyfile", "ssl-keyfile-password", "ssl-ca-certs",
         "forwarded-allow-ips", "root-path", "threads", "executor", "broadcast-url",
     ].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, false) }
-        + ["access-log", "reload", "proxy-headers"].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, true) }
+        + ["access-log", "reload", "proxy-headers", "http2"].map { ("STAR_" + $0.uppercased().replacingOccurrences(of: "-", with: "_"), $0, true) }
 
     /// The command line with `STAR_*` variables added for options it does not give.
     static func arguments(_ arguments: [String], environment: [String: String]) -> [String] {

@@ -9,10 +9,18 @@ import Synchronization
 
 /// One accepted connection: its channel, and the requests its handler collects. Its `run`
 /// is the connection's single structured task: it answers requests one at a time, in order.
+///
+/// An HTTP/2 stream is served by one too (``isHTTP2Stream``): a connection that carries one request.
+/// A cleartext or TLS connection may turn out to speak HTTP/2 before its first request; then
+/// ``HTTP2Connection/takeOver(_:settings:scheme:clientAddress:)`` ends its request loop and `run`
+/// serves HTTP/2 instead.
 struct HTTPConnection: Sendable {
     let channel: any Channel
     let requests: AsyncStream<ReceivedRequest>
     let handler: NIOLoopBound<HTTPConnectionHandler>
+    /// The channel is an HTTP/2 stream, not a socket: one request, and graceful shutdown leaves it
+    /// to finish (HTTP/2's GOAWAY says which streams will be served).
+    var isHTTP2Stream = false
     let shutdown = ShutdownState()
 
     /// What graceful shutdown needs to know about a connection.
@@ -27,6 +35,8 @@ struct HTTPConnection: Sendable {
             /// The channel's close is watched (one callback per connection, on its first stream).
             var watchingClose = false
             var closed = false
+            /// The connection speaks HTTP/2 (set before its request loop ends).
+            var http2: HTTP2Connection?
         }
         let state = Mutex(State())
     }
@@ -34,13 +44,15 @@ struct HTTPConnection: Sendable {
     /// Graceful shutdown: an idle connection closes now, a busy one after its current response,
     /// and an open WebSocket session is closed with 1001 (its handler sees `WebSocketDisconnect`).
     func beginShutdown() {
-        let (session, idle) = shutdown.state.withLock { state in
+        let (session, idle, http2) = shutdown.state.withLock { state in
             state.shuttingDown = true
-            return (state.session, !state.busy)
+            return (state.session, !state.busy, state.http2)
         }
-        if let session {
+        if let http2 {
+            http2.beginShutdown()
+        } else if let session {
             session.shutDown()
-        } else if idle {
+        } else if idle && !isHTTP2Stream {
             channel.close(promise: nil)
         }
     }
@@ -63,9 +75,17 @@ struct HTTPConnection: Sendable {
             }
             if done { break }
         }
+        if let http2 = shutdown.state.withLock({ $0.http2 }) { return await serveHTTP2(http2, settings, overLimit: overLimit) }
         // Cancelled (the server is stopping) with the connection still open: close it ourselves.
         if Task.isCancelled { try? await channel.close() }
         try? await channel.closeFuture.get()
+    }
+
+    /// Serves the connection as HTTP/2, after it chose it; graceful shutdown may have begun meanwhile.
+    @inline(never)
+    private func serveHTTP2(_ http2: HTTP2Connection, _ settings: ConnectionSettings, overLimit: Bool) async {
+        if shutdown.state.withLock({ $0.shuttingDown }) { http2.beginShutdown() }
+        await http2.run(settings, overLimit: overLimit)
     }
 
     // The two ways of serving a request are separate functions, never inlined into `run`: an idle
@@ -219,7 +239,7 @@ struct HTTPConnection: Sendable {
 
     private func logAccess(_ logger: Logger, _ received: ReceivedRequest, _ status: HTTPResponse.Status, since start: ContinuousClock.Instant) {
         let request = received.request
-        logger.info("\(request.clientAddress ?? "-") - \"\(request.method) \(request.target) HTTP/\(received.version.major).\(received.version.minor)\" \(status.code) \(status.reasonPhrase) \((ContinuousClock.now - start).millisecondsText)ms",
+        logger.info("\(request.clientAddress ?? "-") - \"\(request.method) \(request.target) \(request.httpVersion)\" \(status.code) \(status.reasonPhrase) \((ContinuousClock.now - start).millisecondsText)ms",
                     metadata: ["request-id": "\(request.id ?? "-")"])
     }
 }

@@ -24,6 +24,11 @@ struct ReceivedRequest: Sendable {
 /// holds its high-water mark unread, until the handler's task asks for more (backpressure to the
 /// client). A request with `Expect: 100-continue` is delivered at once, and `100 Continue` is
 /// written when the app first reads its body.
+///
+/// The same handler serves each HTTP/2 stream, behind NIO's HTTP/2-to-HTTP/1 codec: a stream is a
+/// connection that carries one request (its version 2.0 is never kept alive). An extended CONNECT
+/// with `:protocol websocket` (RFC 8441, reported by ``ExtendedConnectReader``) is delivered at once
+/// as the `GET` of a WebSocket handshake, with reads held until the session takes the stream over.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -73,6 +78,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readPending = false
     /// The version of a request whose client waits for `100 Continue` until the app reads its body.
     private var continueVersion: HTTPVersion?
+    /// The `:protocol` of the HTTP/2 request whose head comes next (RFC 8441), from ``ExtendedConnectReader``.
+    private var extendedConnectProtocol: String?
 
     init(clientAddress: String?, scheme: String, settings: ConnectionSettings,
          requests: AsyncStream<ReceivedRequest>.Continuation) {
@@ -88,10 +95,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         startWaiting(for: .head, within: configuration.headerReadTimeout, context: context)
     }
 
+    /// A handler that leaves the pipeline (a WebSocket took the connection over, or HTTP/2 did)
+    /// delivers no more requests.
     func handlerRemoved(context: ChannelHandlerContext) {
         readTimer?.task.cancel()
         readTimer = nil
+        requests.finish()
         self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ExtendedConnectReader.Event {
+            extendedConnectProtocol = event.protocolName
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     private func startWaiting(for awaited: Awaited, within timeout: Duration, context: ChannelHandlerContext) {
@@ -138,9 +156,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
-        case (.head(let head), _):
+        case (.head(var head), _):
             readDeadline = nil
             continueVersion = nil
+            if head.method == .CONNECT, let name = extendedConnectProtocol.take() {
+                // RFC 8441: the stream itself is the WebSocket; it has no body to collect. Reads
+                // wait until the session takes the stream over (or the denial closes it).
+                head.method = .GET
+                state = .discarding
+                bodyPaused = true
+                deliver(context: context, head: head, body: RequestBody(), extendedConnect: name)
+                return
+            }
             let length = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
             let hasBody = length > 0 || head.headers.contains(name: "transfer-encoding")
             state = .receiving(head: head, body: context.channel.allocator.buffer(capacity: 0), hasBody: hasBody)
@@ -255,7 +282,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func deliver(context: ChannelHandlerContext, head: HTTPRequestHead, body: RequestBody) {
+    private func deliver(context: ChannelHandlerContext, head: HTTPRequestHead, body: RequestBody,
+                         extendedConnect: String? = nil) {
         let request: HTTPRequest
         do {
             request = try HTTPRequest(head, secure: false, splitCookie: false)
@@ -263,7 +291,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             refuse(context: context, .badRequest, "Malformed request")
             return
         }
-        let upgrade = head.headers.lists("websocket", in: "upgrade")
+        let upgrade = extendedConnect.map { $0.lowercased() == "websocket" } ?? head.headers.lists("websocket", in: "upgrade")
         // llhttp stops parsing after any request it takes for an upgrade (Upgrade plus
         // `Connection: upgrade`, or CONNECT): such a connection cannot carry another request.
         let parserStopped = head.method == .CONNECT
@@ -278,9 +306,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         responding = true
+        var delivered = Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
+                                rootPath: configuration.rootPath)
+        delivered.httpVersion = Request.HTTPVersion(major: head.version.major, minor: head.version.minor)
         requests.yield(ReceivedRequest(
-            request: Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
-                             rootPath: configuration.rootPath),
+            request: delivered,
             version: head.version, keepAlive: head.isKeepAlive && !parserStopped, wantsWebSocket: upgrade
         ))
     }
@@ -302,7 +332,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    /// Writes a response whose body is one buffer; must run on the event loop. Closes the connection
+    /// Writes the `200` that accepts a WebSocket over an HTTP/2 stream (RFC 8441 §5), without ending
+    /// the stream: its DATA frames carry the session from now on. Must run on the event loop.
+    func writeWebSocketAccepted(_ headers: HTTPHeaders) {
+        guard let context else { return }
+        responding = false
+        let head = HTTPResponseHead(version: .http2, status: .ok, headers: headers)
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+        /// Writes a response whose body is one buffer; must run on the event loop. Closes the connection
     /// unless `keepAlive`.
     func write(_ response: Response, version: HTTPVersion, keepAlive: Bool, headOnly: Bool) {
         guard let context else { return }

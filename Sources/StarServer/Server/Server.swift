@@ -9,7 +9,7 @@ public import Star
 import StarWebSocketNIO
 import Synchronization
 
-/// Serves an `App` over HTTP/1.1 (and WebSockets) on SwiftNIO.
+/// Serves an `App` over HTTP/1.1 and HTTP/2 (and WebSockets over both) on SwiftNIO.
 ///
 /// ```swift
 /// let server = Server(app: app, configuration: ServerConfiguration(port: 8080))
@@ -57,7 +57,7 @@ public struct Server: Service, Sendable {
     public func run(onListening: @escaping @Sendable (SocketAddress) -> Void) async throws {
         try app.validate()
         if let level = configuration.logLevel { app.setLogLevel(level) }
-        let tls = try configuration.tls.map(ServerTLS.init)
+        let tls = try configuration.tls.map { try ServerTLS($0, http2: configuration.http2.enabled) }
         let ownGroup = eventLoopGroup == nil
             ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? AvailableCPUs.count) : nil
         let group = eventLoopGroup ?? ownGroup!
@@ -184,7 +184,8 @@ public struct Server: Service, Sendable {
 
     /// Sets a connection's options and builds its pipeline: TLS when configured, NIO's HTTP/1 codec
     /// and pipelining assistance, then our handler (which also answers parse errors: 400, or 431 for
-    /// a large head).
+    /// a large head). With HTTP/2 on, ``HTTPVersionSelector`` goes in front of the HTTP/1 handlers:
+    /// on ALPN's `h2`, or the HTTP/2 preface on cleartext, ``HTTP2Connection`` takes over.
     ///
     /// The options are set here, synchronously, rather than as the bootstrap's child-channel options:
     /// NIO applies those through a chain of futures, 15 allocations per accepted connection.
@@ -196,17 +197,38 @@ public struct Server: Service, Sendable {
             try options.setOption(.recvAllocator, value: Self.receiveAllocator)
         }
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
-        let handler = HTTPConnectionHandler(
-            clientAddress: channel.remoteAddress.map(Self.describe),
-            scheme: tls == nil ? "http" : "https", settings: settings, requests: continuation
-        )
+        let clientAddress = channel.remoteAddress.map(Self.describe)
+        let scheme = tls == nil ? "http" : "https"
+        let handler = HTTPConnectionHandler(clientAddress: clientAddress, scheme: scheme, settings: settings,
+                                            requests: continuation)
+        let connection = HTTPConnection(channel: channel, requests: requests, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let sync = channel.pipeline.syncOperations
         try tls?.addHandler(to: sync)
-        try sync.addHandler(HTTPResponseEncoder(configuration: .init()))
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-        try sync.addHandler(HTTPServerPipelineHandler())
+        guard settings.configuration.http2.enabled else {
+            try addHTTP1Codec(to: sync)
+            try sync.addHandler(handler)
+            return connection
+        }
+        try sync.addHandler(HTTPVersionSelector(
+            mode: tls == nil ? .priorKnowledge : .alpn,
+            switchToHTTP1: { try addHTTP1Codec(to: sync, before: handler) },
+            switchToHTTP2: {
+                try HTTP2Connection.takeOver(connection, settings: settings, scheme: scheme, clientAddress: clientAddress)
+            }
+        ))
         try sync.addHandler(handler)
-        return HTTPConnection(channel: channel, requests: requests, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        return connection
+    }
+
+    /// NIO's HTTP/1 codec and pipelining assistance, at the end of the pipeline or before `handler`.
+    private static func addHTTP1Codec(to sync: ChannelPipeline.SynchronousOperations,
+                                      before handler: HTTPConnectionHandler? = nil) throws {
+        let position: ChannelPipeline.SynchronousOperations.Position = handler.map { .before($0) } ?? .last
+        try sync.addHandlers([
+            HTTPResponseEncoder(configuration: .init()),
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+            HTTPServerPipelineHandler(),
+        ], position: position)
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -226,6 +248,8 @@ final class ConnectionSettings: Sendable {
     let metrics: ServerMetrics
     /// The executor of each event loop, for the tasks of its connections (none with `--executor global`).
     private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
+    /// Whether the app has a WebSocket route: only then does HTTP/2 advertise RFC 8441.
+    let servesWebSockets: Bool
     /// Each event loop's ``WebSocketTicker``, made when the loop's first WebSocket opens.
     private let tickers = Mutex<[ObjectIdentifier: NIOLoopBound<WebSocketTicker>]>([:])
 
@@ -235,6 +259,7 @@ final class ConnectionSettings: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.executors = executors
+        self.servesWebSockets = (try? app.router.routes.contains { $0.isWebSocket }) ?? false
     }
 
     /// The executor for tasks of connections on `eventLoop`; `nil` for Swift's global executor.

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     public var backlog: Int = 2048
     /// TLS settings; `nil` serves plain HTTP and WebSockets.
     public var tls: TLSSettings?
+    /// HTTP/2: on by default, chosen by ALPN over TLS and by the connection preface on cleartext
+    /// (prior knowledge, as `curl --http2-prior-knowledge`); HTTP/1.1 clients are served as before.
+    public var http2 = HTTP2Options()
     /// Whether to trust `X-Forwarded-For`/`X-Forwarded-Proto`/`Forwarded` from ``forwardedAllowIPs``.
     public var proxyHeaders: Bool = true
     /// The peer addresses whose proxy headers are trusted (`"*"` trusts every peer).
@@ -76,6 +79,28 @@ public enum HandlerExecutor: String, Sendable, CaseIterable {
     case global
 }
 
+/// How the server speaks HTTP/2 (``ServerConfiguration/http2``).
+///
+/// Every stream is answered by the same `App.respond` as an HTTP/1.1 request; WebSocket routes are
+/// also served over HTTP/2 streams (RFC 8441), and the server advertises that only when the app
+/// has one. swift-nio-http2's own protections against rapid reset, CONTINUATION and control-frame
+/// floods stay on (docs/security.md says which limit does what).
+public struct HTTP2Options: Sendable, Equatable {
+    /// Whether to serve HTTP/2 at all (`--no-http2` turns it off).
+    public var enabled: Bool = true
+    /// The most streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    public var maxConcurrentStreams: Int = 100
+    /// Each stream's receive window in bytes (SETTINGS_INITIAL_WINDOW_SIZE): how much of a request
+    /// body, or of a WebSocket's incoming data, a client may send before the app reads it.
+    public var initialWindowSize: Int = 65_535
+    /// The largest header block a client may send, decompressed (SETTINGS_MAX_HEADER_LIST_SIZE):
+    /// what stops an HPACK bomb.
+    public var maxHeaderListSize: Int = 16_384
+
+    /// Creates the defaults: on, 100 streams, a 64 KiB window, 16 KiB of headers.
+    public init() {}
+}
+
 /// Certificate and key files for https and wss.
 public struct TLSSettings: Sendable, Equatable {
     /// The PEM certificate (chain) file.
@@ -107,7 +132,9 @@ extension ServerConfiguration {
         }
         var parts = [
             "threads=\(threads)", "executor=\(executor.rawValue)", "access-log=\(accessLog ? "on" : "off")",
-            "tls=\(tls == nil ? "off" : "on")", "limit-concurrency=\(concurrencyLimit.map(String.init) ?? "none")",
+            "tls=\(tls == nil ? "off" : "on")",
+            "http2=\(http2.enabled ? "on streams=\(http2.maxConcurrentStreams) window=\(http2.initialWindowSize)" : "off")",
+            "limit-concurrency=\(concurrencyLimit.map(String.init) ?? "none")",
             "backlog=\(backlog)", "timeout-keep-alive=\(seconds(keepAliveTimeout))",
             "timeout-request-body=\(seconds(requestBodyTimeout))",
             "timeout-graceful-shutdown=\(seconds(gracefulShutdownTimeout))",

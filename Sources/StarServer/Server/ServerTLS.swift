@@ -13,7 +13,8 @@ struct ServerTLS: Sendable {
     #if TLS
     private let context: NIOSSLContext
 
-    init(_ settings: TLSSettings) throws {
+    /// Reads the certificate and key; with `http2`, ALPN offers `h2` before `http/1.1`.
+    init(_ settings: TLSSettings, http2: Bool) throws {
         let chain = try NIOSSLCertificate.fromPEMFile(settings.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
         let key: NIOSSLPrivateKey
         if let password = settings.keyPassword {
@@ -22,6 +23,10 @@ struct ServerTLS: Sendable {
             key = try NIOSSLPrivateKey(file: settings.keyFile, format: .pem)
         }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        tls.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        // How long a closing connection waits for the client's close_notify (NIO's default: 5 s).
+        // Browsers leave idle keep-alive sockets unread: at shutdown each held SIGTERM for 5 s.
+        tls.shutdownTimeout = .seconds(1)
         if let ca = settings.caFile {
             tls.trustRoots = .file(ca)
             tls.certificateVerification = .fullVerification
@@ -37,7 +42,7 @@ struct ServerTLS: Sendable {
     /// No value exists: the initializer always throws.
     private let unavailable: Never
 
-    init(_ settings: TLSSettings) throws {
+    init(_ settings: TLSSettings, http2: Bool) throws {
         throw ServerError.tlsUnavailable
     }
 

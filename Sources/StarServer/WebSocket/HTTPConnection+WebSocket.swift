@@ -36,32 +36,45 @@ extension HTTPConnection {
         return finish(received, denial, settings, overLimit: false, since: start)
     }
 
-    /// What `connect()` runs: answer 101 and switch this channel from HTTP to WebSocket frames.
+    /// What `connect()` runs: answer 101 and switch this channel from HTTP to WebSocket frames — or,
+    /// on an HTTP/2 stream (RFC 8441), answer 200 and carry the frames in the stream's DATA frames.
     /// It keeps only the request's fields (shared with the request, not copied), not NIO's head.
     private func upgrader(for fields: HTTPFields, _ settings: ConnectionSettings)
         -> @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     {
         let channel = self.channel
         let handler = self.handler
+        let overHTTP2 = isHTTP2Stream
         return { responseFields, options, session in
             let upgrade: @Sendable () -> EventLoopFuture<Void> = {
-                // NIO's upgrader reads only the key and the version; it validates and answers with its own code.
-                let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
-                    ("Sec-WebSocket-Key", fields[.secWebSocketKey] ?? ""), ("Sec-WebSocket-Version", "13"),
-                ]))
-                return Self.acceptKeyUpgrader.buildUpgradeResponse(
-                    channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders()
-                ).flatMapThrowing { protocolHeaders in
+                // Over HTTP/1.1, NIO's upgrader computes Sec-WebSocket-Accept: it reads only the key and
+                // the version, validates them and answers with its own code. HTTP/2 has no key.
+                let protocolHeaders: EventLoopFuture<HTTPHeaders>
+                if overHTTP2 {
+                    protocolHeaders = channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                } else {
+                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
+                        ("Sec-WebSocket-Key", fields[.secWebSocketKey] ?? ""), ("Sec-WebSocket-Version", "13"),
+                    ]))
+                    protocolHeaders = Self.acceptKeyUpgrader.buildUpgradeResponse(
+                        channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders())
+                }
+                return protocolHeaders.flatMapThrowing { protocolHeaders in
                     // NIO returns only the protocol's own fields; the handler's (subprotocol, extras) go after them.
                     var headers = protocolHeaders
                     headers.add(contentsOf: HTTPHeaders(responseFields))
                     let agreement = options.perMessageDeflate
                         ? PerMessageDeflate.negotiate(fields[values: .secWebSocketExtensions]) : nil
                     if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
-                    handler.value.writeSwitchingProtocols(headers)
-                    try Self.switchToWebSocket(channel, session: session, options: options,
-                                               ticker: settings.webSocketTicker(on: channel.eventLoop),
-                                               deflate: agreement.map(PerMessageDeflate.init))
+                    let ticker = settings.webSocketTicker(on: channel.eventLoop)
+                    let deflate = agreement.map(PerMessageDeflate.init)
+                    if overHTTP2 {
+                        handler.value.writeWebSocketAccepted(headers)
+                        try Self.switchStreamToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
+                    } else {
+                        handler.value.writeSwitchingProtocols(headers)
+                        try Self.switchToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
+                    }
                 }
             }
             // On the channel's loop (the default executor) the whole upgrade runs at once, without a hop.
@@ -98,6 +111,24 @@ extension HTTPConnection {
         sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
         sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self), promise: nil)
         sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+    }
+
+    /// The same for an HTTP/2 stream: the stream's DATA frames carry the WebSocket's bytes
+    /// (``HTTP2WebSocketStreamHandler``, behind NIO's HTTP/2-to-HTTP/1 codec, which stays), and its
+    /// flow control is the session's backpressure. A stream channel takes no socket options (NIO's
+    /// stream channel traps on them); the read held since the request arrived is passed on.
+    private static func switchStreamToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
+                                                ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
+        let sync = channel.pipeline.syncOperations
+        sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
+        let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate,
+                                              now: channel.eventLoop.now, endsStreamAfterCloseFrame: true)
+        try sync.addHandler(HTTP2WebSocketStreamHandler())
+        try sync.addHandler(WebSocketFrameEncoder())
+        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
+        try sync.addHandler(handler)
+        session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        channel.read()
     }
 
     private func logSession(_ logger: Logger, _ received: ReceivedRequest, _ session: WebSocketSession, since start: ContinuousClock.Instant) {
