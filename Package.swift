@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "StarServer", targets: ["StarServer"]),
         // The WebSocket protocol engine that Star's transports share; its API is `package`.
         .library(name: "StarWebSocketEngine", targets: ["StarWebSocketEngine"]),
+        // A WebSocket client on NIO (ws:// and wss://): the same message API as the server's `WebSocket`.
+        .library(name: "StarWebSocketClient", targets: ["StarWebSocketClient"]),
         .library(name: "StarTesting", targets: ["StarTesting"]),
         .library(name: "StarBroadcast", targets: ["StarBroadcast"]),
         .library(name: "StarFiles", targets: ["StarFiles"]),
@@ -79,6 +81,38 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The engine on a NIO channel: the one channel handler (and its per-loop ticker and receive
+        // allocator) that both the server's sessions and the client's connections run on, so that
+        // neither keeps a copy of the other's driver.
+        .target(
+            name: "StarWebSocketNIO",
+            dependencies: [
+                "Star",
+                "StarWebSocketEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The WebSocket client: ws:// and wss:// (TLS with the `TLS` trait), driving the engine in
+        // the client role through StarWebSocketNIO.
+        .target(
+            name: "StarWebSocketClient",
+            dependencies: [
+                "Star",
+                "StarWebSocket",
+                "StarWebSocketEngine",
+                "StarWebSocketNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
+            ],
+            swiftSettings: strictSettings
+        ),
         // glibc's malloc controls for the server's memory trimming (Swift's Glibc lacks <malloc.h>).
         .target(name: "CStarMemory"),
         .target(
@@ -87,6 +121,7 @@ let package = Package(
                 "CStarMemory",
                 "Star",
                 "StarWebSocketEngine",
+                "StarWebSocketNIO",
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -145,7 +180,7 @@ let package = Package(
         .testTarget(
             name: "StarServerTests",
             dependencies: [
-                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine",
+                "Star", "StarServer", "StarWebSocket", "StarWebSocketEngine", "StarWebSocketNIO", "StarWebSocketClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

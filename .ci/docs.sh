@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-targets=(Star StarWebSocket StarTesting StarServer StarBroadcast StarFiles)
+targets=(Star StarWebSocket StarWebSocketClient StarTesting StarServer StarBroadcast StarFiles)
 
 grep -q 'swift-docc-plugin' Package.swift || {
   echo "docs: Package.swift does not depend on https://github.com/swiftlang/swift-docc-plugin" >&2

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-modules=(Star StarWebSocket StarTesting StarServer StarBroadcast StarFiles StarWebSocketEngine)
+modules=(Star StarWebSocket StarWebSocketClient StarTesting StarServer StarBroadcast StarFiles StarWebSocketEngine)
 
 log=$(mktemp /tmp/star-public-api.XXXXXX)
 trap 'rm -f "$log"' EXIT

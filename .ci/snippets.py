@@ -17,7 +17,7 @@ How a block is placed (first match wins):
   - `@Test` in the block: a file of the package's first test target (built and run by `swift test`).
   - anything else: an executable target of its own, its block as `main.swift`.
 Every executable target depends on the package's first library target and on Star's products
-(Star, StarServer, StarWebSocket, StarTesting, StarBroadcast).
+(Star, StarServer, StarWebSocket, StarWebSocketClient, StarTesting, StarBroadcast, StarFiles).
 
   .ci/snippets.py OUT_DIR STAR_PATH [--docc]    # prints what it wrote
 """
@@ -28,7 +28,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRODUCTS = ["Star", "StarServer", "StarWebSocket", "StarTesting", "StarBroadcast", "StarFiles"]
+PRODUCTS = ["Star", "StarServer", "StarWebSocket", "StarWebSocketClient", "StarTesting", "StarBroadcast", "StarFiles"]
 
 
 def blocks(path):

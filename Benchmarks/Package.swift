@@ -72,6 +72,17 @@ let package = Package(
             ],
             path: "Sources/NIOWSEcho"
         ),
+        // Client echo throughput against Star's echo server (run-ws-client.sh).
+        .executableTarget(
+            name: "star-ws-client-bench",
+            dependencies: [.product(name: "StarWebSocketClient", package: "Star")],
+            path: "Sources/StarWSClientBench"
+        ),
+        .executableTarget(
+            name: "hb-ws-client-bench",
+            dependencies: [.product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
+            path: "Sources/HBWSClientBench"
+        ),
         .executableTarget(
             name: "router-bench",
             dependencies: [.product(name: "Star", package: "Star")],

@@ -21,6 +21,12 @@ let star: [Target.Dependency] = [
     .product(name: "StarWebSocket", package: "Star"),
 ]
 
+let client: [Target.Dependency] = [
+    .product(name: "Star", package: "Star"),
+    .product(name: "StarWebSocket", package: "Star"),
+    .product(name: "StarWebSocketClient", package: "Star"),
+]
+
 let package = Package(
     name: "StarExamples",
     platforms: [.macOS(.v15)],
@@ -31,6 +37,10 @@ let package = Package(
         .executable(name: "echo", targets: ["Echo"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
+        // The WebSocket client for people (`star-ws URL`): here, not in Star's own package, whose
+        // products are libraries only (SwiftPM builds every product of a dependency).
+        .executable(name: "star-ws", targets: ["StarWS"]),
+        .executable(name: "autobahn-client", targets: ["AutobahnClient"]),
     ],
     dependencies: [
         .package(name: "Star", path: "..", traits: ["TLS", "PostgreSQL"]),
@@ -63,5 +73,8 @@ let package = Package(
         ),
         // One route per row of the WebSocket contract, for the Python peer tests (Tests/Peers).
         .executableTarget(name: "WebSocketTestServer", dependencies: star, swiftSettings: strictSettings),
+        // The client tools: `star-ws URL`, and Autobahn's client suite player (.ci/autobahn-client.sh).
+        .executableTarget(name: "StarWS", dependencies: client, swiftSettings: strictSettings),
+        .executableTarget(name: "AutobahnClient", dependencies: client, swiftSettings: strictSettings),
     ]
 )

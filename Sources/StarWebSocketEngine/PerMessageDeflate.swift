@@ -175,3 +175,54 @@ package final class PerMessageDeflate {
         }
     }
 }
+
+// MARK: The client's side
+
+extension PerMessageDeflate {
+    /// What a client offers (`Sec-WebSocket-Extensions`), with the server's frugal defaults turned
+    /// around: the server should compress with a 12-bit window (our inflater's memory), and may
+    /// limit our compressor's (which never keeps its context between messages).
+    package static let clientOffer = "permessage-deflate; server_max_window_bits=\(clientWindowBits); client_max_window_bits"
+
+    /// The server's answer to ``clientOffer`` as an agreement in the engine's terms: its
+    /// `client…` fields are the peer's compressor (here the server's: what our inflater needs)
+    /// and ``Agreement/serverMaxWindowBits`` our compressor's window. Throws the reason when the
+    /// answer is not one the offer allows (RFC 7692 §5: the client then fails the connection).
+    package static func clientAgreement(_ response: String) throws(Refusal) -> Agreement {
+        var parts = response.split(separator: ";").map { $0.trimmed(of: " \t") }
+        guard parts.first == "permessage-deflate" else { throw Refusal("an extension that was not offered: \(response)") }
+        parts.removeFirst()
+        var agreement = Agreement()
+        var seen: Set<String> = []
+        for parameter in parts {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmed(of: " \t\"") }
+            guard let name = pair.first?.lowercased(), seen.insert(name).inserted else {
+                throw Refusal("a repeated or empty permessage-deflate parameter: \(response)")
+            }
+            let bits = pair.count == 2 ? Int(pair[1]) : nil
+            switch name {
+            case "server_no_context_takeover" where pair.count == 1:
+                agreement.clientNoContextTakeover = true  // the peer resets its context: drop our inflater's too
+            case "client_no_context_takeover" where pair.count == 1:
+                break  // our compressor never keeps its context
+            case "server_max_window_bits":
+                guard let bits, (8...clientWindowBits).contains(bits) else { throw Refusal("server_max_window_bits out of range: \(response)") }
+                agreement.clientMaxWindowBits = bits
+            case "client_max_window_bits":
+                // zlib cannot make a raw deflate stream with an 8-bit window: 9 is the least it can do.
+                guard let bits, (8...15).contains(bits) else { throw Refusal("client_max_window_bits out of range: \(response)") }
+                agreement.serverMaxWindowBits = min(max(bits, 9), serverWindowBits)
+            default:
+                throw Refusal("an unknown permessage-deflate parameter '\(parameter)'")
+            }
+        }
+        return agreement
+    }
+
+    /// Why a server's permessage-deflate answer is refused.
+    package struct Refusal: Error, Sendable, Equatable {
+        /// One line saying why.
+        package let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+}

@@ -1,4 +1,5 @@
 import NIOCore
+import StarWebSocketNIO
 import Testing
 @testable import StarServer
 

@@ -4,6 +4,7 @@ import NIOWebSocket
 import Star
 @testable import StarServer
 import StarWebSocketEngine
+import StarWebSocketNIO
 import Testing
 
 /// A masked client frame, as a browser would send it.

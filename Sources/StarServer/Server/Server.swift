@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
 public import Star
+import StarWebSocketNIO
 import Synchronization
 
 /// Serves an `App` over HTTP/1.1 and HTTP/2 (and WebSockets over both) on SwiftNIO.

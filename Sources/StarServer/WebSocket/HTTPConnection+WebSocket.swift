@@ -6,6 +6,7 @@ import NIOHTTPTypesHTTP1
 import NIOWebSocket
 import Star
 import StarWebSocketEngine
+import StarWebSocketNIO
 import Synchronization
 
 /// The WebSocket half of a connection's task: running a handshake's route, the upgrade that

@@ -4,6 +4,7 @@ import NIOCore
 import NIOWebSocket
 import Star
 import StarWebSocketEngine
+import StarWebSocketNIO
 import Synchronization
 
 /// The server's side of one WebSocket session as the app sees it (``WebSocketTransport``): the
@@ -12,7 +13,7 @@ import Synchronization
 /// Received messages, waiting receivers and senders live in the engine's ``WebSocketMailbox``
 /// (at most `maxQueue` messages, then the handler stops reading the socket); sends go straight
 /// to the channel once the mailbox has room for them.
-final class WebSocketSession: WebSocketTransport {
+final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
     private struct Link {
         var handler: NIOLoopBound<WebSocketChannelHandler>?
         /// Graceful shutdown began before the pipeline switched: close with 1001 once it has.
@@ -122,11 +123,19 @@ final class WebSocketSession: WebSocketTransport {
 
     /// Hands a received message to the app and counts it; returns whether the queue is full, so
     /// that the handler stops reading.
-    func deliverCounted(_ message: WebSocketMessage) -> Bool {
+    func deliver(_ message: WebSocketMessage) -> Bool {
         if let metrics {
             metrics.messagesIn.increment()
             metrics.bytesIn.increment(by: ServerMetrics.size(of: message))
         }
         return mailbox.deliver(message)
+    }
+
+    func finish(_ end: WebSocketDisconnect) {
+        mailbox.finish(end)
+    }
+
+    func setWritable(_ writable: Bool) {
+        mailbox.setWritable(writable)
     }
 }

@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// One repeating timer per event loop that drives the keepalive pings, the ping timeouts and the
 /// close timeouts of every WebSocket session on that loop.
@@ -11,25 +11,25 @@ import NIOCore
 /// The tick runs every tenth of the shortest timer of its sessions, between 10 ms and 1 s, so a
 /// ping or a timeout happens at most that much after its due time. It runs only while the loop has
 /// sessions. Used only on its event loop.
-final class WebSocketTicker {
+package final class WebSocketTicker {
     /// The ticks' bounds: fine enough for short test timeouts, coarse enough to cost nothing.
-    static let finestResolution = TimeAmount.milliseconds(10)
-    static let coarsestResolution = TimeAmount.seconds(1)
+    package static let finestResolution = TimeAmount.milliseconds(10)
+    package static let coarsestResolution = TimeAmount.seconds(1)
 
     private let eventLoop: any EventLoop
     private var sessions: [WebSocketChannelHandler] = []
     private var timer: RepeatedTask?
     private var resolution = WebSocketTicker.coarsestResolution
 
-    init(eventLoop: any EventLoop) {
+    package init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
     /// The number of sessions ticked.
-    var count: Int { sessions.count }
+    package var count: Int { sessions.count }
 
     /// Starts ticking `session` until ``remove(_:)``; `shortestTimer` is its shortest timer.
-    func add(_ session: WebSocketChannelHandler, shortestTimer: TimeAmount) {
+    package func add(_ session: WebSocketChannelHandler, shortestTimer: TimeAmount) {
         session.tickerSlot = sessions.count
         sessions.append(session)
         let wanted = min(max(.nanoseconds(shortestTimer.nanoseconds / 10), Self.finestResolution), Self.coarsestResolution)
@@ -42,7 +42,7 @@ final class WebSocketTicker {
     }
 
     /// Stops ticking `session` (O(1): the last session takes its slot).
-    func remove(_ session: WebSocketChannelHandler) {
+    package func remove(_ session: WebSocketChannelHandler) {
         let slot = session.tickerSlot
         guard slot >= 0, slot < sessions.count, sessions[slot] === session else { return }
         session.tickerSlot = -1

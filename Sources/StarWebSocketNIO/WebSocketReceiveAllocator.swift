@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// How a WebSocket channel sizes its reads, so that an idle connection keeps no large buffer.
 ///
@@ -14,25 +14,28 @@ import NIOCore
 /// message takes few wake-ups. Measured (run-ws.sh workloads, 5,000 idle connections after one
 /// 70 kB message each): 129.8 → 16.0 KiB per connection; 64 KiB echo unchanged once glibc stopped
 /// faulting the fresh buffers' pages in again (see `MemoryTrimmer`).
-struct WebSocketReceiveAllocator: RecvByteBufferAllocator {
+package struct WebSocketReceiveAllocator: RecvByteBufferAllocator {
     /// Reads at least this large switch to fresh buffers: it is the size of the pooled buffer,
-    /// the connection's first (``Server/receiveAllocator``), and a read that fills it means more is coming.
-    static let largeThreshold = 1024
-    static let smallestFresh = 64 * 1024
-    static let largestFresh = 1024 * 1024
+    /// the connection's first (StarServer's `Server.receiveAllocator`), and a read that fills it means more is coming.
+    package static let largeThreshold = 1024
+    package static let smallestFresh = 64 * 1024
+    package static let largestFresh = 1024 * 1024
     /// The size of the next fresh buffer.
     private var freshSize = Self.smallestFresh
 
-    func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// Creates the allocator of a new WebSocket channel.
+    package init() {}
+
+    package func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
         allocator.buffer(capacity: freshSize)
     }
 
     /// No size hint: the pool then reuses its buffer as it is while reads are small, and asks
     /// ``buffer(allocator:)`` for a fresh one after a large read.
-    func nextBufferSize() -> Int? { nil }
+    package func nextBufferSize() -> Int? { nil }
 
     /// Returns whether the next read should get a fresh buffer.
-    mutating func record(actualReadBytes: Int) -> Bool {
+    package mutating func record(actualReadBytes: Int) -> Bool {
         if actualReadBytes >= freshSize {
             freshSize = min(freshSize * 2, Self.largestFresh)
         } else if actualReadBytes < freshSize / 4 {

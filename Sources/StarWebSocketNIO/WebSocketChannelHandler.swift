@@ -1,18 +1,19 @@
-import NIOCore
-import NIOWebSocket
-import Star
-import StarWebSocketEngine
+package import NIOCore
+package import NIOWebSocket
+package import Star
+package import StarWebSocketEngine
 
 /// Runs one WebSocket session on the event loop: applies ``WebSocketStateMachine`` to every
 /// frame, answers pings, sends keepalive pings, completes the close handshake, and stops reading
 /// the socket while the session's queue is full. Control frames are handled here whether or not
-/// the app is receiving.
-final class WebSocketChannelHandler: ChannelDuplexHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+/// the app is receiving. The server's sessions and the client's connections both run on it (in
+/// their role: the client masks what it sends).
+package final class WebSocketChannelHandler: ChannelDuplexHandler {
+    package typealias InboundIn = WebSocketFrame
+    package typealias OutboundIn = WebSocketFrame
+    package typealias OutboundOut = WebSocketFrame
 
-    private let session: WebSocketSession
+    private let session: any WebSocketChannelSession
     private var machine: WebSocketStateMachine
     private var context: ChannelHandlerContext?
     private var readPending = false
@@ -21,7 +22,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     // scheduled task each).
     private let ticker: WebSocketTicker
     /// This session's place in the ticker's list, kept by the ticker.
-    var tickerSlot = -1
+    package var tickerSlot = -1
     private let deflate: PerMessageDeflate?
     /// The channel is an HTTP/2 stream (RFC 8441): END_STREAM follows our close frame at once.
     private let endsStreamAfterCloseFrame: Bool
@@ -29,21 +30,22 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// Creates the handler of `session`, whose session starts `now` (its loop's time);
     /// `ticker` is its event loop's (it drives the timers). With `endsStreamAfterCloseFrame`
     /// (an HTTP/2 stream), the output is closed right after the close frame.
-    init(session: WebSocketSession, options: WebSocketOptions, ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil,
-         now: NIODeadline, endsStreamAfterCloseFrame: Bool = false) {
+    package init(session: any WebSocketChannelSession, role: WebSocketStateMachine.Role = .server, options: WebSocketOptions,
+                 ticker: WebSocketTicker, deflate: PerMessageDeflate? = nil, now: NIODeadline,
+                 endsStreamAfterCloseFrame: Bool = false) {
         self.session = session
         self.ticker = ticker
         self.deflate = deflate
         self.endsStreamAfterCloseFrame = endsStreamAfterCloseFrame
-        self.machine = WebSocketStateMachine(role: .server, options: options, deflate: deflate, now: now)
+        self.machine = WebSocketStateMachine(role: role, options: options, deflate: deflate, now: now)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         ticker.add(self, shortestTimer: machine.shortestTimer)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         ticker.remove(self)
         self.context = nil
         session.detach()  // the session and this handler reference each other: break the cycle
@@ -51,15 +53,15 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     // MARK: Inbound
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         perform(machine.received(unwrapInboundIn(data), now: context.eventLoop.now), context: context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is NIOWebSocketError else {
             // The connection failed (reset, unclean TLS shutdown): the session ends with 1006.
             machine.connectionLost()
-            session.mailbox.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+            session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
             context.close(promise: nil)
             return
         }
@@ -68,24 +70,24 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     /// The peer ended an HTTP/2 stream (END_STREAM): after its close frame that is the close
     /// handshake's end; without one, the session is lost (1006), as when a socket closes.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
         guard machine.state != .closed else { return }
         machine.connectionLost()
-        session.mailbox.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "stream ended without a close frame"))
+        session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "stream ended without a close frame"))
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         machine.connectionLost()
         ticker.remove(self)
-        session.mailbox.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
+        session.finish(WebSocketDisconnect(code: .abnormalClosure, reason: "connection lost"))
         context.fireChannelInactive()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        session.mailbox.setWritable(writable)
+        session.setWritable(writable)
         if writable { readIfPending(context: context) }
         context.fireChannelWritabilityChanged()
     }
@@ -95,24 +97,24 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         case .none:
             break
         case .deliver(let message):
-            if session.deliverCounted(message) { paused = true }
+            if session.deliver(message) { paused = true }
         case .sendPong(let payload):
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(machine.role.frame(.pong, payload)), promise: nil)
         case .fail(let code, let reason):
-            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: true)
         case .echoClose(let code, let reason):
-            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: "", context: context, thenCloseSocket: true)
         case .closeHandshakeDone(let code, let reason):
-            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
             context.close(promise: nil)
         }
     }
 
     // MARK: Outbound
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // Messages written after the close frame would break the protocol: drop them.
         guard machine.state == .open else {
             promise?.fail(WebSocketDisconnect(code: .normalClosure, reason: "session closed"))
@@ -134,7 +136,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     /// Reads only while the session's queue has room and the socket takes our writes: a peer that
     /// floods pings without reading the pongs would otherwise grow the outbound buffer without bound.
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if paused || !context.channel.isWritable {
             readPending = true
         } else {
@@ -143,7 +145,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     /// The session's queue has room again.
-    func resumeReading() {
+    package func resumeReading() {
         paused = false
         if let context { readIfPending(context: context) }
     }
@@ -156,10 +158,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     /// The app closes the session: send the close frame, and close the socket when the peer
     /// answers or after the close timeout.
-    func initiateClose(code: WebSocketCloseCode, reason: String) {
+    package func initiateClose(code: WebSocketCloseCode, reason: String) {
         guard let context else { return }
         if machine.close(now: context.eventLoop.now) {
-            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: false)
             resumeReading()  // the peer's close must be read even if the queue is full
         } else if machine.state == .closed {
@@ -171,7 +173,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// when the machine's close timeout passes, for a peer that does not read).
     private func sendClose(code: WebSocketCloseCode, reason: String, context: ChannelHandlerContext, thenCloseSocket: Bool) {
         let payload = WebSocketCloseFrame.payload(code: code, reason: reason, allocator: context.channel.allocator)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
+        let frame = machine.role.frame(.connectionClose, payload)
         guard thenCloseSocket else {
             context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
             if endsStreamAfterCloseFrame { context.close(mode: .output, promise: nil) }
@@ -187,7 +189,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     // MARK: Timers
 
     /// Called by the ticker: carries out what the machine's timers ask for.
-    func tick(now: NIODeadline) {
+    package func tick(now: NIODeadline) {
         guard let context else { return }
         switch machine.tick(now: now) {
         case .none:
@@ -195,12 +197,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         case .closeSocket:
             context.close(promise: nil)
         case .fail(let code, let reason):
-            session.mailbox.finish(WebSocketDisconnect(code: code, reason: reason))
+            session.finish(WebSocketDisconnect(code: code, reason: reason))
             sendClose(code: code, reason: reason, context: context, thenCloseSocket: true)
         case .sendPing(let id):
             var payload = context.channel.allocator.buffer(capacity: 8)
             payload.writeInteger(id)
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: payload)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(machine.role.frame(.ping, payload)), promise: nil)
         }
     }
 }
