@@ -169,16 +169,18 @@ let serverTestApp = App(
 
     @Test func aBodyThatStopsArrivingGets408AndTheConnectionCloses() async throws {
         var configuration = ServerConfiguration(port: 0, accessLog: false)
-        configuration.requestBodyTimeout = .milliseconds(300)
+        // Margins wide enough for a loaded machine (CI runs the suites in parallel): the sleep may
+        // overshoot by up to 700 ms before the second part would come after the deadline.
+        configuration.requestBodyTimeout = .seconds(1)
         try await withServer(serverTestApp, configuration: configuration) { port in
             let socket = try RawSocket(port: port)
             let started = ContinuousClock.now
             try socket.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(300))
             try socket.send("def")  // progress: the timeout counts again from here
             let (text, closed) = await socket.read()
             #expect(text.hasPrefix("HTTP/1.1 408") && closed, "\(text)")
-            #expect(ContinuousClock.now - started >= .milliseconds(450), "counted from the last part, not the head")
+            #expect(ContinuousClock.now - started >= .milliseconds(1200), "counted from the last part, not the head")
 
             let chunked = try RawSocket(port: port)
             try chunked.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
