@@ -7,10 +7,15 @@
 #   BIN=.build/release SERVERS=star ./run-http.sh   # no build: the binaries already in BIN
 #
 # Each server runs alone, pinned to core 0; wrk runs pinned to core 1, against 127.0.0.1 only,
-# for a bounded time. Results (raw wrk output and the table) go to Benchmarks/results/.
+# for a bounded time. Results (raw wrk output and the table, http.md) go to Benchmarks/results/,
+# and with gnuplot installed the table as a chart (http.svg, chart.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")"
+COMMAND_LINE="$0${*:+ $*}"
+for var in SERVERS DURATION CONNECTIONS WARMUP BIN; do
+    if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var='${!var}' $COMMAND_LINE"; fi
+done
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-3}
@@ -79,6 +84,9 @@ for name in $SERVERS; do
 done
 
 {
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
+    echo "- Command: \`$COMMAND_LINE\` (in Benchmarks/)"
     echo
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews these numbers)."
     echo "wrk -t1 -c$CONNECTIONS -d$DURATION --latency, after ${WARMUP}s warm-up; server on core 0, wrk on core 1 ($(nproc) cores)."
@@ -90,3 +98,5 @@ done
     echo "| --- | --- | ---: | ---: |"
     printf '%s\n' "${ROWS[@]}"
 } | tee "$RESULTS/http.md"
+# The table as a chart; without gnuplot a one-line hint. Never fails the run.
+./chart.sh --optional "$RESULTS/http.md" "$RESULTS/http.svg" || true

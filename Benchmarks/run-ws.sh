@@ -12,7 +12,8 @@
 #
 # Every server runs alone, pinned to core 0 (taskset -c 0); loadgen runs pinned to core 1,
 # against 127.0.0.1 only. Every phase is bounded in time (loadgen's own limits plus timeout).
-# Raw JSON from loadgen, server logs and the table (ws.md) go to Benchmarks/results/.
+# Raw JSON from loadgen, server logs and the table (ws.md) go to Benchmarks/results/, and with
+# gnuplot installed the table as a chart (ws.svg, chart.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -231,3 +232,5 @@ done
         for note in "${NOTES[@]}"; do echo "- $note"; done
     fi
 } | tee "$RESULTS/ws.md"
+# The table as a chart; without gnuplot a one-line hint. Never fails the run.
+./chart.sh --optional "$RESULTS/ws.md" "$RESULTS/ws.svg" || true
