@@ -17,7 +17,7 @@ extension App {
     public func respond(to request: Request, webSocket: (any WebSocketTransport)? = nil) async -> Response? {
         switch prepare(request, webSocket: webSocket) {
         case .answered(let response):
-            return finished(response, for: request)
+            return response
         case .http(let context):
             return await respondHTTP(context)
         case .webSocket(let context, let handshake):
@@ -32,11 +32,18 @@ extension App {
         case webSocket(RequestContext, WebSocketHandshake)
     }
 
-    /// Routing, and everything else that needs no suspension. It is kept out of the async
-    /// functions (never inlined) so that their frames, which an open WebSocket keeps for its
-    /// whole life, hold only what running the handler needs.
+    /// Routing, and everything else that needs no suspension, down to the hooks' `finish` on an
+    /// early answer. It is kept out of the async functions (never inlined) so that their frames,
+    /// which an open WebSocket keeps for its whole life, hold only what running the handler needs.
     @inline(never)
     private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
+        let routed = route(request, webSocket: webSocket)
+        if case .answered(let response) = routed { return .answered(finished(response, for: request)) }
+        return routed
+    }
+
+    /// Finds the request's route and checks what can be checked before its handler runs.
+    private func route(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
         for hook in eventHooks {
             if let early = hook.answerBeforeRouting(request) { return .answered(early) }
         }
@@ -110,7 +117,10 @@ extension App {
 
     @inline(never)
     private func respondWebSocket(_ context: RequestContext, _ handshake: WebSocketHandshake) async -> Response? {
-        await finish(handshake, outcome: await runRoute(context))
+        let ending = ending(of: handshake, await runRoute(context))
+        guard case .close(let code) = ending else { return ending.response }
+        await handshake.transport.close(code: code, reason: "")
+        return nil
     }
 
     /// Runs the route's handler, inside its hooks unless it is standalone or there are none.
@@ -185,20 +195,32 @@ extension App {
         return Response.errorBody(status: .internalServerError, detail: "Server error")
     }
 
-    /// Ends a WebSocket route: closes an accepted session (1000, or 1011 when the handler
-    /// threw anything but a disconnect), or answers the handshake with the chosen denial, the
-    /// handler's `HTTPError`, or 403.
-    private func finish(_ handshake: WebSocketHandshake, outcome: Outcome) async -> Response? {
+    /// How a WebSocket route ends: an accepted session is closed (1000, or 1011 when the handler
+    /// threw anything but a disconnect); a handshake never accepted is answered with the chosen
+    /// denial, the handler's `HTTPError`, or 403.
+    private enum WebSocketEnding {
+        case close(WebSocketCloseCode)
+        case answer(Response)
+
+        var response: Response? {
+            if case .answer(let response) = self { return response }
+            return nil
+        }
+    }
+
+    /// Decides the ``WebSocketEnding`` outside the async frame (never inlined: the outcome's
+    /// response would otherwise take room in the frame an open session keeps).
+    @inline(never)
+    private func ending(of handshake: WebSocketHandshake, _ outcome: Outcome) -> WebSocketEnding {
         switch handshake.current {
         case .accepted, .accepting:
             let failed = outcome.error.map { !($0 is WebSocketDisconnect) } ?? false
-            await handshake.transport.close(code: failed ? .internalServerError : .normalClosure, reason: "")
-            return nil
+            return .close(failed ? .internalServerError : .normalClosure)
         case .denied(let denial):
-            return denial
+            return .answer(denial)
         case .pending:
-            if outcome.fromHook || outcome.error is HTTPError { return outcome.response }
-            return HTTPError(.forbidden, detail: "WebSocket connection denied").response
+            if outcome.fromHook || outcome.error is HTTPError { return .answer(outcome.response) }
+            return .answer(HTTPError(.forbidden, detail: "WebSocket connection denied").response)
         }
     }
 }

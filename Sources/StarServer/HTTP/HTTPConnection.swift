@@ -59,24 +59,43 @@ struct HTTPConnection: Sendable {
 
     /// Answers requests until the peer closes, a response closes the connection, or the task is cancelled.
     ///
+    /// Its async frame, and ``serveWebSocket(_:_:)``'s, stay allocated for the whole life of a
+    /// WebSocket (the connection's task is suspended under them), and Swift's task allocator keeps
+    /// the 1 KiB slabs of the deepest chain a task ever reached. So this loop holds only the iterator and
+    /// the request; judging a request and what follows the loop are never-inlined calls (measured:
+    /// `run` 768 → see docs/decisions.md, "Memory", for the context sizes and slabs).
+    ///
     /// - Parameter overLimit: The server is past `--limit-concurrency`: answer 503 and close.
     func run(_ settings: ConnectionSettings, overLimit: Bool = false) async {
-        for await received in requests {
-            // A well-formed handshake (checked here, once) goes to its route; a malformed one is
-            // answered by serveHTTP without the app (which judges it again, on that rare path).
-            // Keep this loop's frame as it is: the connection's task keeps it for the whole life of a
-            // WebSocket, and one more branch holding a refusal across its await pushed the task's
-            // frames into one more 1 KiB slab (heaptrack: 12.9 -> 13.9 KiB per idle connection).
-            let done = if !overLimit && WebSocketHandshakeRules.isHandshake(received.request, wantsWebSocket: received.wantsWebSocket)
-                && WebSocketHandshakeRules.check(received.request) == nil {
-                await serveWebSocket(received, settings)
-            } else {
-                await serveHTTP(received, settings, overLimit: overLimit)
-            }
-            if done { break }
+        var requests = self.requests.makeAsyncIterator()
+        while let received = await requests.next() {
+            if await serve(received, settings, overLimit: overLimit) { break }
         }
+        await finishConnection(settings, overLimit: overLimit)
+    }
+
+    /// Answers one request: a well-formed handshake (checked here, once) goes to its route; a malformed
+    /// one is answered by ``serveHTTP(_:_:overLimit:)`` without the app (which judges it again, on that
+    /// rare path). Returns whether the connection is done.
+    @inline(never)
+    private func serve(_ received: ReceivedRequest, _ settings: ConnectionSettings, overLimit: Bool) async -> Bool {
+        if !overLimit && Self.isWellFormedHandshake(received) {
+            return await serveWebSocket(received, settings)
+        }
+        return await serveHTTP(received, settings, overLimit: overLimit)
+    }
+
+    @inline(never)
+    private static func isWellFormedHandshake(_ received: ReceivedRequest) -> Bool {
+        WebSocketHandshakeRules.isHandshake(received.request, wantsWebSocket: received.wantsWebSocket)
+            && WebSocketHandshakeRules.check(received.request) == nil
+    }
+
+    /// After the request loop: serve HTTP/2 if the connection chose it, else wait for the channel
+    /// to close (closing it first when the task was cancelled: the server is stopping).
+    @inline(never)
+    private func finishConnection(_ settings: ConnectionSettings, overLimit: Bool) async {
         if let http2 = shutdown.state.withLock({ $0.http2 }) { return await serveHTTP2(http2, settings, overLimit: overLimit) }
-        // Cancelled (the server is stopping) with the connection still open: close it ourselves.
         if Task.isCancelled { try? await channel.close() }
         try? await channel.closeFuture.get()
     }
@@ -99,8 +118,6 @@ struct HTTPConnection: Sendable {
                            overLimit: Bool) async -> Bool {
         shutdown.state.withLock { $0.busy = true }
         let start = ContinuousClock.now
-        var received = received
-        received.request.id = settings.app.makeRequestID()
         let response: Response
         if overLimit {
             response = HTTPError(.serviceUnavailable, detail: "Server busy: too many connections").response

@@ -309,6 +309,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var delivered = Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
                                 rootPath: configuration.rootPath)
         delivered.httpVersion = Request.HTTPVersion(major: head.version.major, minor: head.version.minor)
+        delivered.id = settings.app.makeRequestID()
         requests.yield(ReceivedRequest(
             request: delivered,
             version: head.version, keepAlive: head.isKeepAlive && !parserStopped, wantsWebSocket: upgrade
