@@ -62,8 +62,8 @@ struct HTTPConnection: Sendable {
     /// Its async frame, and ``serveWebSocket(_:_:)``'s, stay allocated for the whole life of a
     /// WebSocket (the connection's task is suspended under them), and Swift's task allocator keeps
     /// the 1 KiB slabs of the deepest chain a task ever reached. So this loop holds only the iterator and
-    /// the request; judging a request and what follows the loop are never-inlined calls (measured:
-    /// `run` 768 → see docs/decisions.md, "Memory", for the context sizes and slabs).
+    /// the request; judging a request and what follows the loop are never-inlined calls (context
+    /// sizes and slabs measured: docs/decisions.md, "Memory").
     ///
     /// - Parameter overLimit: The server is past `--limit-concurrency`: answer 503 and close.
     func run(_ settings: ConnectionSettings, overLimit: Bool = false) async {
