@@ -295,6 +295,7 @@ static struct {
     struct in_addr sources[MAX_SOURCE_ADDRESSES]; /* local addresses to bind, in turn (127.x only) */
     int nsources;
     double grace;        /* seconds after the window for the window's broadcasts to arrive */
+    double window_at;    /* fanout: the window starts at this wall-clock time (s since the epoch), if open by then */
 } opt = {
     .mode = -1,
     .path = "/echo",
@@ -381,6 +382,9 @@ static void usage(FILE *f) {
             "  --source-addresses A[-B][,C...]  local addresses to bind, in turn (127.x.y.z only; a range\n"
             "                      varies the last byte): each has its own ~28k ports of ip_local_port_range\n"
             "  --grace G           seconds after the window for its broadcasts' deliveries (default 10, max 60)\n"
+            "  --window-at T       start the window at wall-clock time T (seconds since the epoch, at most 150 s\n"
+            "                      ahead) rather than --warmup s after the last connection opened, if that is\n"
+            "                      later: several loadgens (one per server process) count the same seconds\n"
             "exit status: 0 if no errors, 1 if the run counted errors, 2 on bad usage or setup failure\n",
             MAX_CONNECTIONS, MAX_INFLIGHT, MAX_SIZE, JSON_MIN_SIZE, MAX_WARMUP, MAX_DURATION, MAX_HOLD,
             MAX_CONNECTIONS, MAX_SOAK_DURATION, SOAK_DEFAULT_SIZE, SOAK_DEFAULT_INFLIGHT, MAX_FANOUT_CONNECTIONS);
@@ -521,6 +525,11 @@ static void parse_args(int argc, char **argv) {
         }
         else if (!strcmp(name, "--source-addresses")) parse_sources(val);
         else if (!strcmp(name, "--grace")) opt.grace = parse_num(name, val, 0, 60);
+        else if (!strcmp(name, "--window-at")) {
+            opt.window_at = parse_num(name, val, 0, 1e11);
+            double ahead = opt.window_at - (double)time(NULL);
+            if (ahead < -1 || ahead > FANOUT_OPEN_MAX_S) die("--window-at must be within %g s from now", FANOUT_OPEN_MAX_S);
+        }
         else if (!strcmp(name, "--timeout")) opt.timeout = parse_num(name, val, 0.1, 30);
         else if (!strcmp(name, "--close-wait")) opt.close_wait = parse_num(name, val, 0, 30);
         else if (!strcmp(name, "--concurrency")) opt.concurrency = (int)parse_num(name, val, 1, MAX_CONNECTIONS);
@@ -1355,6 +1364,8 @@ static void message_done(conn *c, int64_t t) {
     if ((phase == P_WARMUP || phase == P_MEASURE) && !c->close_sent) queue_message(c, t);
 }
 
+static uint64_t server_closes[16]; /* close frames the server started, by code 1000-1015 */
+
 static void control_frame(conn *c, uint8_t op) {
     if (op == 9) { /* ping -> pong with the same payload */
         st.pings++;
@@ -1371,6 +1382,10 @@ static void control_frame(conn *c, uint8_t op) {
         if (!c->close_sent) {
             /* the server closed on us: reply with its status code, then wait for its TCP close */
             if (!(opt.mode == MODE_IDLE && phase == P_CLOSING)) st.err[E_CLOSED]++;
+            int code = c->cn >= 2 ? c->cbuf[0] << 8 | c->cbuf[1] : 1005;
+            if (code >= 1000 && code < 1000 + (int)(sizeof server_closes / sizeof server_closes[0])) server_closes[code - 1000]++;
+            note("the server closed a connection: code %d, reason '%.*s'", code, c->cn > 2 ? (int)c->cn - 2 : 0,
+                 (const char *)c->cbuf + 2);
             queue_close(c, c->cbuf, c->cn >= 2 ? 2 : 0);
         }
     }
@@ -2171,6 +2186,10 @@ static void run(void) {
                 if (opt.mode == MODE_FANOUT) {
                     phase = P_WARMUP; /* the server's broadcasts keep coming; count them after the warm-up */
                     t_phase_end = t + (int64_t)(opt.warmup * 1e9);
+                    if (opt.window_at > 0) {
+                        int64_t at = t + (int64_t)(opt.window_at * 1e9) - rt_now();
+                        if (at > t_phase_end) t_phase_end = at;
+                    }
                     if (opt.server_pid) {
                         f_rss_open = proc_status_kib(opt.server_pid, "VmRSS");
                         f_fds_open = count_fds(opt.server_pid);
@@ -2672,6 +2691,10 @@ static void report(double total_cpu, double total_wall) {
                (unsigned long long)st.z_in_wire, (unsigned long long)st.z_in_plain);
     }
     if (opt.mode != MODE_CONNECT) printf("\"clean_closes\":%llu,", (unsigned long long)st.clean_closes);
+    printf("\"server_close_codes\":{");
+    for (int k = 0, first = 1; k < 16; k++)
+        if (server_closes[k]) printf("%s\"%d\":%llu", first ? "" : ",", 1000 + k, (unsigned long long)server_closes[k]), first = 0;
+    printf("},");
     printf("\"pings\":%llu,\"pongs_sent\":%llu,\"unexpected_messages\":%llu,", (unsigned long long)st.pings,
            (unsigned long long)st.pongs_sent, (unsigned long long)st.unexpected_msgs);
     if (opt.server_pid) {
@@ -2881,7 +2904,7 @@ int main(int argc, char **argv) {
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1: %s", strerror(errno));
 
-    double bound = (opt.mode == MODE_FANOUT ? FANOUT_OPEN_MAX_S + opt.grace : OPEN_PHASE_MAX_S) + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
+    double bound = (opt.mode == MODE_FANOUT ? 2 * FANOUT_OPEN_MAX_S + opt.grace : OPEN_PHASE_MAX_S) + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
                    (opt.prime ? opt.timeout + opt.connections / 1000.0 : 0) +
                    (opt.mode == MODE_SOAK ? 2 * opt.timeout + 5 + opt.connections / 500.0 : 0); /* drain */
     signal(SIGALRM, on_alarm);
