@@ -123,8 +123,11 @@ port_range=$(sysctl -n net.ipv4.ip_local_port_range | tr '\t' ' ')
 SHARDS=${SHARDS:-auto}
 OPEN_BUDGET=${OPEN_BUDGET:-100}
 SHARD_PIDS=()
+LOADGEN_PIDS=()
 stop_shards() {
     local p
+    for p in "${LOADGEN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done  # their timeout wrappers: loadgen too
+    LOADGEN_PIDS=()
     for p in "${SHARD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${SHARD_PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -223,8 +226,10 @@ run_sharded() {  # connections processes
             --window-at "$window_at" --server-pid "${SHARD_PIDS[i]}" --url "ws://127.0.0.1:${ports[i]}/feed" --json \
             >"$RESULTS/$tag-$i.json" 2>"$RESULTS/$tag-$i.txt" &
         lgs+=($!)
+        LOADGEN_PIDS+=($!)
     done
     for p in "${lgs[@]}"; do wait "$p" || true; done
+    LOADGEN_PIDS=()
     s1=$(cpu_sample)
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
