@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034  # (variables used by the scripts that source this file)
-# Shared by run-ws.sh, alloc-budget.sh and soak.sh: build helpers, the servers' command lines,
-# starting and stopping a server pinned to core 0, bounded loadgen runs on core 1, and the malloc
-# count of allocations per echoed message. Source it from Benchmarks/ after `set -euo pipefail`:
+# Shared by run-ws.sh, alloc-budget.sh, soak.sh and run-scale.sh: build helpers, the servers'
+# command lines, starting and stopping a server pinned to core 0, bounded loadgen runs on core 1,
+# and the malloc count of allocations per echoed message. Source it from Benchmarks/ after
+# `set -euo pipefail`:
 #
 #   cd "$(dirname "$0")" && . ./ws-common.sh
 #
@@ -62,6 +63,7 @@ raise_nofile() {  # script-name connections
 
 server_command() {  # name port -> the server's command line (words)
     case $1 in
+        fanout) echo "$STAR_FANOUT --port $2 --no-access-log --log-level warning --ws-per-message-deflate false --ws-ping-interval ${PING_INTERVAL:-20} --interval ${INTERVAL:-1}" ;;
         star) echo "$STAR_ECHO --port $2 --ws-max-size 16777216 --no-access-log --log-level warning --ws-per-message-deflate false" ;;
         hb) echo "$BIN/hb-ws-echo --port $2" ;;
         vapor) echo "$BIN/vapor-ws-echo --port $2" ;;
@@ -147,7 +149,8 @@ check_alive() {  # phase
     SERVER_PID=
 }
 
-loadgen() {  # output-json args... : one bounded loadgen run on core 1; the JSON goes to $1
+# One bounded loadgen run on core 1, against ws://127.0.0.1:PORT$LOADGEN_PATH (/echo by default).
+loadgen() {  # output-json args... : the JSON goes to $1
     local out=$1
     shift
     local status=0 s0 s1
@@ -156,7 +159,7 @@ loadgen() {  # output-json args... : one bounded loadgen run on core 1; the JSON
         return 0
     fi
     s0=$(cpu_sample)
-    timeout 300 taskset -c 1 "$LOADGEN" "$@" --url "ws://127.0.0.1:$PORT/echo" --json >"$out" 2>"${out%.json}.txt" || status=$?
+    timeout 300 taskset -c 1 "$LOADGEN" "$@" --url "ws://127.0.0.1:$PORT${LOADGEN_PATH:-/echo}" --json >"$out" 2>"${out%.json}.txt" || status=$?
     s1=$(cpu_sample)
     # The whole machine's CPU during the run; minus server and loadgen, that is other work.
     busy_percent "$s0" "$s1" >"${out%.json}.busy"

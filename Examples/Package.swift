@@ -35,6 +35,7 @@ let package = Package(
         .executable(name: "pingpong", targets: ["PingPong"]),
         .executable(name: "pingpong-standalone", targets: ["PingPongStandalone"]),
         .executable(name: "echo", targets: ["Echo"]),
+        .executable(name: "fanout", targets: ["Fanout"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "ws-test-server", targets: ["WebSocketTestServer"]),
         // The WebSocket client for people (`star-ws URL`): here, not in Star's own package, whose
@@ -66,6 +67,11 @@ let package = Package(
         .executableTarget(name: "PingPongStandalone", dependencies: star, swiftSettings: strictSettings),
         // Echoes every message: Autobahn's peer in .ci/run and the benchmarks' Star server.
         .executableTarget(name: "Echo", dependencies: star, swiftSettings: strictSettings),
+        // One broadcast a second to every WebSocket: the server of Benchmarks/run-scale.sh.
+        .executableTarget(
+            name: "Fanout", dependencies: star + [.product(name: "StarBroadcast", package: "Star")],
+            swiftSettings: strictSettings
+        ),
         // Rooms over Broadcast (memory:// or postgres://), with a page at `/`.
         .executableTarget(
             name: "Chat", dependencies: star + [.product(name: "StarBroadcast", package: "Star")],

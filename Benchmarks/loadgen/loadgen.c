@@ -9,12 +9,14 @@
  *                   [--json]
  *   loadgen soak    [--url ...] [--connections C] [--duration D] [--rate R] [--close-rate R]
  *                   [--kill-rate R] [--size MAX] [--hold H] [--server-pid PID] [--timeline FILE] [--json]
+ *   loadgen fanout  [--url ...] [--connections C] [--source-addresses 127.0.0.2-127.0.0.9] [--warmup W]
+ *                   [--duration D] [--grace G] [--server-pid PID] [--json]
  *
  * C11, one thread, epoll (edge-triggered), no dependencies beyond libc and zlib (permessage-deflate,
  * RFC 7692, with --deflate).
  * Build: cc -O2 -o loadgen loadgen.c -lz
  *
- * Every run is bounded: at most 20000 connections, --duration <= 120 s (soak: <= 3600 s), --hold <= 120 s,
+ * Every run is bounded: at most 20000 connections (fanout: 200000), --duration <= 120 s (soak: <= 3600 s), --hold <= 120 s,
  * --warmup <= 60 s, and a hard alarm() ends the process if a phase ever overruns.
  * The only target is 127.0.0.1: any other host in --url is refused.
  */
@@ -47,6 +49,10 @@
 /* ------------------------------------------------------------------ limits */
 
 #define MAX_CONNECTIONS 20000
+#define MAX_FANOUT_CONNECTIONS 200000 /* fanout: spread over --source-addresses (~28k ports each) */
+#define MAX_SOURCE_ADDRESSES 64
+#define FANOUT_OPEN_MAX_S 150.0 /* fanout: longest time allowed to open all connections */
+#define BC_SLOTS 16384           /* fanout: broadcasts tracked (by sequence number modulo this) */
 #define MAX_DURATION 120.0
 #define MAX_SOAK_DURATION 3600.0
 #define SOAK_DEFAULT_SIZE 70000u /* soak: largest message; sizes vary from 0 up to it */
@@ -254,7 +260,7 @@ static double h_quantile(const hist *h, double q) {
 
 /* ------------------------------------------------------------------ options */
 
-enum { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_SOAK };
+enum { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_SOAK, MODE_FANOUT };
 enum { PAYLOAD_BYTES, PAYLOAD_JSON };
 
 #define DEFAULT_DEFLATE_OFFER "permessage-deflate; client_max_window_bits"
@@ -285,6 +291,11 @@ static struct {
     char timeline[1024]; /* CSV of the server's RSS and fds, one line a second */
     bool size_set, inflight_set, duration_set, hold_set;
     uint64_t count;      /* echo: send exactly this many messages, then stop (0: no limit) */
+    /* fanout */
+    struct in_addr sources[MAX_SOURCE_ADDRESSES]; /* local addresses to bind, in turn (127.x only) */
+    int nsources;
+    double grace;        /* seconds after the window for the window's broadcasts to arrive */
+    double window_at;    /* fanout: the window starts at this wall-clock time (s since the epoch), if open by then */
 } opt = {
     .mode = -1,
     .path = "/echo",
@@ -305,6 +316,7 @@ static struct {
     .rate = 500,
     .close_rate = 20,
     .kill_rate = 10,
+    .grace = 10,
 };
 
 static FILE *hout; /* human-readable output: stdout, or stderr with --json */
@@ -319,6 +331,9 @@ static void usage(FILE *f) {
             "  soak      keep C connections open for D seconds with churn (clean closes and abrupt drops,\n"
             "            each followed by a reconnect) and a trickle of echoes of varied size, every byte\n"
             "            checked; then hold all C idle, then close them all\n"
+            "  fanout    open C connections (from several source addresses), send nothing but pongs, and\n"
+            "            receive the server's broadcasts, text messages 't=<publish ns, CLOCK_REALTIME>\n"
+            "            seq=<n> ...': per-delivery latency, deliveries and fan-out time per broadcast\n"
             "options:\n"
             "  --url ws://127.0.0.1:PORT/PATH   target (default ws://127.0.0.1:9100/echo); only 127.0.0.1\n"
             "                                   (or 'localhost', which means 127.0.0.1) is accepted\n"
@@ -363,9 +378,16 @@ static void usage(FILE *f) {
             "                      half the upgrade request and resets. Echoes they lose are counted apart\n"
             "  --timeline FILE     with --server-pid: append one CSV line a second (time, phase, server RSS,\n"
             "                      server fds, open connections, messages sent/echoed, errors)\n"
+            "fanout options (--connections default 1000, max %d; --warmup default 2, --duration default 10):\n"
+            "  --source-addresses A[-B][,C...]  local addresses to bind, in turn (127.x.y.z only; a range\n"
+            "                      varies the last byte): each has its own ~28k ports of ip_local_port_range\n"
+            "  --grace G           seconds after the window for its broadcasts' deliveries (default 10, max 60)\n"
+            "  --window-at T       start the window at wall-clock time T (seconds since the epoch, at most 150 s\n"
+            "                      ahead) rather than --warmup s after the last connection opened, if that is\n"
+            "                      later: several loadgens (one per server process) count the same seconds\n"
             "exit status: 0 if no errors, 1 if the run counted errors, 2 on bad usage or setup failure\n",
             MAX_CONNECTIONS, MAX_INFLIGHT, MAX_SIZE, JSON_MIN_SIZE, MAX_WARMUP, MAX_DURATION, MAX_HOLD,
-            MAX_CONNECTIONS, MAX_SOAK_DURATION, SOAK_DEFAULT_SIZE, SOAK_DEFAULT_INFLIGHT);
+            MAX_CONNECTIONS, MAX_SOAK_DURATION, SOAK_DEFAULT_SIZE, SOAK_DEFAULT_INFLIGHT, MAX_FANOUT_CONNECTIONS);
 }
 
 static void die(const char *fmt, ...) {
@@ -418,6 +440,29 @@ static void parse_url(const char *url) {
     }
 }
 
+/* --source-addresses: "127.0.0.2-127.0.0.9", "127.0.0.2,127.0.0.3", or both mixed; loopback only. */
+static void parse_sources(const char *v) {
+    char buf[1024];
+    if (strlen(v) >= sizeof buf) die("--source-addresses too long");
+    strcpy(buf, v);
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(item, '-');
+        if (dash) *dash = 0;
+        struct in_addr lo, hi;
+        if (inet_pton(AF_INET, item, &lo) != 1) die("--source-addresses: bad address '%s'", item);
+        hi = lo;
+        if (dash && inet_pton(AF_INET, dash + 1, &hi) != 1) die("--source-addresses: bad address '%s'", dash + 1);
+        uint32_t a = ntohl(lo.s_addr), b = ntohl(hi.s_addr);
+        if ((a >> 24) != 127 || (b >> 24) != 127) die("--source-addresses: only loopback (127.x.y.z) addresses");
+        if (b < a || (a >> 8) != (b >> 8)) die("--source-addresses: a range varies the last byte only, upwards");
+        for (uint32_t x = a; x <= b; x++) {
+            if (opt.nsources >= MAX_SOURCE_ADDRESSES) die("--source-addresses: at most %d", MAX_SOURCE_ADDRESSES);
+            opt.sources[opt.nsources++].s_addr = htonl(x);
+        }
+    }
+}
+
 static void parse_args(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -435,7 +480,8 @@ static void parse_args(int argc, char **argv) {
             else if (!strcmp(a, "connect")) opt.mode = MODE_CONNECT;
             else if (!strcmp(a, "idle")) opt.mode = MODE_IDLE;
             else if (!strcmp(a, "soak")) opt.mode = MODE_SOAK;
-            else die("unknown mode '%s' (echo, connect, idle, soak)", a);
+            else if (!strcmp(a, "fanout")) opt.mode = MODE_FANOUT;
+            else die("unknown mode '%s' (echo, connect, idle, soak, fanout)", a);
             continue;
         }
         /* flags without a value */
@@ -463,7 +509,7 @@ static void parse_args(int argc, char **argv) {
             val = argv[++i];
         }
         if (!strcmp(name, "--url")) parse_url(val);
-        else if (!strcmp(name, "--connections")) opt.connections = (int)parse_num(name, val, 1, MAX_CONNECTIONS);
+        else if (!strcmp(name, "--connections")) opt.connections = (int)parse_num(name, val, 1, MAX_FANOUT_CONNECTIONS);
         else if (!strcmp(name, "--inflight")) opt.inflight = (int)parse_num(name, val, 1, MAX_INFLIGHT), opt.inflight_set = true;
         else if (!strcmp(name, "--size")) opt.size = (uint32_t)parse_num(name, val, 0, MAX_SIZE), opt.size_set = true;
         else if (!strcmp(name, "--duration")) opt.duration = parse_num(name, val, 0.1, MAX_SOAK_DURATION), opt.duration_set = true;
@@ -476,6 +522,13 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(name, "--timeline")) {
             if (strlen(val) >= sizeof opt.timeline) die("--timeline path too long");
             strcpy(opt.timeline, val);
+        }
+        else if (!strcmp(name, "--source-addresses")) parse_sources(val);
+        else if (!strcmp(name, "--grace")) opt.grace = parse_num(name, val, 0, 60);
+        else if (!strcmp(name, "--window-at")) {
+            opt.window_at = parse_num(name, val, 0, 1e11);
+            double ahead = opt.window_at - (double)time(NULL);
+            if (ahead < -1 || ahead > FANOUT_OPEN_MAX_S) die("--window-at must be within %g s from now", FANOUT_OPEN_MAX_S);
         }
         else if (!strcmp(name, "--timeout")) opt.timeout = parse_num(name, val, 0.1, 30);
         else if (!strcmp(name, "--close-wait")) opt.close_wait = parse_num(name, val, 0, 30);
@@ -495,7 +548,11 @@ static void parse_args(int argc, char **argv) {
         }
         else die("unknown option '%s' (see --help)", name);
     }
-    if (opt.mode < 0) die("missing mode (echo, connect, idle, soak)");
+    if (opt.mode < 0) die("missing mode (echo, connect, idle, soak, fanout)");
+    if (opt.mode != MODE_FANOUT && opt.connections > MAX_CONNECTIONS) die("--connections must be in [1, %d]", MAX_CONNECTIONS);
+    if (opt.mode != MODE_FANOUT && opt.nsources) die("--source-addresses is for fanout mode");
+    if (opt.mode == MODE_FANOUT && (opt.deflate || opt.prime || opt.count || opt.payload == PAYLOAD_JSON))
+        die("fanout mode sends nothing but pongs and close frames: no --deflate, --prime, --count or --payload");
     if (opt.mode != MODE_SOAK && opt.duration > MAX_DURATION) die("--duration must be in [0.1, %g]", MAX_DURATION);
     if (opt.prime && opt.mode != MODE_IDLE) die("--prime is for idle mode");
     if (opt.count && (opt.mode != MODE_ECHO || opt.warmup != 0)) die("--count is for echo mode, with --warmup 0");
@@ -517,10 +574,11 @@ static void parse_args(int argc, char **argv) {
         if (opt.size < JSON_MIN_SIZE) die("--payload json needs --size >= %d", JSON_MIN_SIZE);
         opt.text = true; /* JSON goes in text frames */
     }
-    if (opt.connections < 0) opt.connections = opt.mode == MODE_IDLE ? 1000 : 64;
+    if (opt.connections < 0) opt.connections = opt.mode == MODE_IDLE || opt.mode == MODE_FANOUT ? 1000 : 64;
     if (opt.concurrency < 0) opt.concurrency = opt.mode == MODE_CONNECT ? 16 : 100;
     if (opt.close_wait < 0) /* a slow server may close ~1000 connections/s */
         opt.close_wait = opt.mode == MODE_CONNECT ? 5 : 5 + opt.connections / 1000.0;
+    if (opt.close_wait > 30) opt.close_wait = 30;
     if (opt.mode == MODE_ECHO && (uint64_t)opt.connections * opt.inflight * ((uint64_t)opt.size + 14) >
                                      (uint64_t)4 << 30)
         die("connections * inflight * size exceeds 4 GiB of send buffers");
@@ -615,8 +673,11 @@ typedef struct conn {
     uint8_t z_cbits, z_sbits; /* our compressor's window, the server's */
     bool m_z;              /* the message being received is compressed (RSV1) */
     bool z_end;            /* its deflate stream ended (BFINAL): ignore the rest */
-    /* echo bookkeeping */
+    /* echo bookkeeping (fanout: seq_recv is the last broadcast's sequence number) */
     uint64_t seq_sent, seq_recv;
+    /* fanout: the start of the message being received ("t=... seq=..."), NUL-terminated */
+    uint8_t fbn;
+    char fb[64];
     /* soak */
     bool want_close;  /* close cleanly once the echoes in flight are in; send nothing new */
     bool killing;     /* we drop this connection on purpose: its echoes in flight are lost_killed */
@@ -655,8 +716,9 @@ static uint8_t rbuf[RBUF_SIZE];
 static char request_prefix[1800];
 static size_t request_prefix_len;
 
-enum { P_CONNECTING, P_PRIME, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE, P_SOAK, P_DRAIN };
-static const char *phase_names[] = {"connecting", "prime", "warmup", "measure", "hold", "closing", "done", "soak", "drain"};
+enum { P_CONNECTING, P_PRIME, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSING, P_DONE, P_SOAK, P_DRAIN, P_GRACE };
+static const char *phase_names[] = {"connecting", "prime", "warmup", "measure", "hold", "closing", "done", "soak", "drain",
+                                    "grace"};
 static int phase;
 
 static struct {
@@ -1209,8 +1271,68 @@ static conn *soak_pick(bool to_send) {
     return NULL;
 }
 
+/* ---- fanout: one record per broadcast in the window, found by sequence number */
+
+typedef struct {
+    uint64_t seq;            /* 0: free */
+    int64_t t_pub;           /* the server's CLOCK_REALTIME at publish, ns */
+    uint32_t count;          /* deliveries */
+    int64_t first, last;     /* our CLOCK_REALTIME at the first and the last delivery */
+} bcast;
+static bcast *bcs;           /* BC_SLOTS records */
+static int64_t rt_read;      /* CLOCK_REALTIME right after the read that brought the bytes being parsed */
+static int64_t rt_window0, rt_window1; /* the measured window, in CLOCK_REALTIME */
+static uint64_t bc_min_seq = UINT64_MAX, bc_max_seq; /* the window's broadcasts */
+static uint64_t fan_before, fan_after, fan_in_window, fan_collisions, fan_dup, fan_gap, fan_closing;
+static uint64_t last_seq_seen;    /* the highest sequence number any connection received */
+static int64_t rt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void fanout_message(conn *c) {
+    c->fb[c->fbn] = 0;
+    long long tp = 0;
+    unsigned long long seq = 0;
+    if (c->m_op != 1 || sscanf(c->fb, "t=%lld seq=%llu", &tp, &seq) != 2 || seq == 0) {
+        note("fanout: a message that is not 't=<ns> seq=<n> ...': '%.40s'", c->fb);
+        st.err[E_MISMATCH]++;
+        return;
+    }
+    st.msgs_total++;
+    if (seq > last_seq_seen) last_seq_seen = seq;
+    if (c->seq_recv) { /* each connection must see 1, 2, 3, ... from its first on: no repeat, no hole */
+        if (seq <= c->seq_recv) fan_dup++, st.err[E_MISMATCH]++;
+        else if (seq > c->seq_recv + 1) fan_gap += seq - c->seq_recv - 1;
+    }
+    c->seq_recv = seq;
+    if (phase == P_CLOSING) { fan_closing++; return; }
+    if (rt_window0 == 0 || (int64_t)tp < rt_window0) { fan_before++; return; }
+    if (rt_window1 != 0 && (int64_t)tp >= rt_window1) { fan_after++; return; }
+    bcast *b = &bcs[seq % BC_SLOTS];
+    if (b->seq != seq) {
+        if (b->seq != 0) { fan_collisions++; return; } /* more broadcasts in the window than slots */
+        b->seq = seq;
+        b->t_pub = tp;
+        b->first = rt_read;
+        if (seq < bc_min_seq) bc_min_seq = seq;
+        if (seq > bc_max_seq) bc_max_seq = seq;
+    }
+    b->count++;
+    b->last = rt_read;
+    fan_in_window++;
+    st.msgs++;
+    h_add(&lat, rt_read - tp);
+}
+
 /* a whole message arrived (final fragment done) */
 static void message_done(conn *c, int64_t t) {
+    if (opt.mode == MODE_FANOUT) {
+        fanout_message(c);
+        c->fbn = 0;
+        return;
+    }
     if (opt.mode == MODE_SOAK) {
         soak_message_done(c, t);
         return;
@@ -1242,6 +1364,8 @@ static void message_done(conn *c, int64_t t) {
     if ((phase == P_WARMUP || phase == P_MEASURE) && !c->close_sent) queue_message(c, t);
 }
 
+static uint64_t server_closes[16]; /* close frames the server started, by code 1000-1015 */
+
 static void control_frame(conn *c, uint8_t op) {
     if (op == 9) { /* ping -> pong with the same payload */
         st.pings++;
@@ -1258,6 +1382,10 @@ static void control_frame(conn *c, uint8_t op) {
         if (!c->close_sent) {
             /* the server closed on us: reply with its status code, then wait for its TCP close */
             if (!(opt.mode == MODE_IDLE && phase == P_CLOSING)) st.err[E_CLOSED]++;
+            int code = c->cn >= 2 ? c->cbuf[0] << 8 | c->cbuf[1] : 1005;
+            if (code >= 1000 && code < 1000 + (int)(sizeof server_closes / sizeof server_closes[0])) server_closes[code - 1000]++;
+            note("the server closed a connection: code %d, reason '%.*s'", code, c->cn > 2 ? (int)c->cn - 2 : 0,
+                 (const char *)c->cbuf + 2);
             queue_close(c, c->cbuf, c->cn >= 2 ? 2 : 0);
         }
     }
@@ -1351,6 +1479,13 @@ static bool payload_matches(const uint8_t *d, uint64_t lo, uint64_t hi) {
 /* n more bytes of the (inflated) payload of the message being received */
 static void msg_bytes(conn *c, const uint8_t *d, size_t n) {
     uint64_t lo = c->m_len, hi = lo + n;
+    if (opt.mode == MODE_FANOUT) { /* keep the start of the text: "t=<ns> seq=<n> ..." */
+        size_t room = sizeof c->fb - 1 - c->fbn, take = n < room ? n : room;
+        memcpy(c->fb + c->fbn, d, take);
+        c->fbn += (uint8_t)take;
+        c->m_len = hi;
+        return;
+    }
     if (opt.mode == MODE_SOAK) {
         soak_check_bytes(c, d, lo, n);
         c->m_len = hi;
@@ -1685,6 +1820,21 @@ static void bind_source_port(int fd) {
     }
 }
 
+/* fanout: the connection's source address (in turn), and a port of that address's own range. */
+static int src_port_next[MAX_SOURCE_ADDRESSES];
+
+static void bind_source(int fd, int index) {
+    int k = index % opt.nsources;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = opt.sources[k]};
+    for (int tries = 0; tries < 256; tries++) { /* on failure, leave it to connect() */
+        int p = src_port_next[k];
+        src_port_next[k] = p >= port_hi ? port_lo : p + 1;
+        a.sin_port = htons((uint16_t)p);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) return;
+        if (errno != EADDRINUSE) return;
+    }
+}
+
 static void conn_start(conn *c, int64_t t) {
     memset(&c->close_sent, 0, offsetof(conn, ts) - offsetof(conn, close_sent)); /* protocol state */
     c->gen++;
@@ -1702,7 +1852,8 @@ static void conn_start(conn *c, int64_t t) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (opt.mode != MODE_CONNECT) bind_source_port(fd);
+    if (opt.mode == MODE_FANOUT && opt.nsources) bind_source(fd, (int)(c - conns));
+    else if (opt.mode != MODE_CONNECT) bind_source_port(fd);
     c->fd = fd;
     c->state = ST_CONNECTING;
     live++;
@@ -1768,6 +1919,7 @@ static void on_event(conn *c, uint32_t ev) {
             ssize_t n = read(c->fd, rbuf, sizeof rbuf);
             if (n > 0) {
                 int64_t t = now_ns();
+                if (opt.mode == MODE_FANOUT) rt_read = rt_now();
                 if (c->state == ST_HS) handshake_data(c, rbuf, (size_t)n, t);
                 else feed(c, rbuf, (size_t)n, t);
                 if (dead(c)) return;
@@ -1946,6 +2098,22 @@ static void soak_tick(int64_t t) {
     }
 }
 
+/* fanout, in the grace phase: has every broadcast of the window reached every open connection, and
+ * has a later broadcast been seen (so the window's last one is known)? */
+static long f_rss_open = -1, f_rss_window0 = -1, f_rss_peak_window = -1, f_fds_open = -1;
+static int64_t t_grace_end;
+static int open_at_end;
+
+static bool fanout_complete(void) {
+    if (bc_max_seq == 0 || last_seq_seen <= bc_max_seq) return false;
+    uint32_t want = (uint32_t)live_open();
+    for (uint64_t q = bc_min_seq; q <= bc_max_seq; q++) {
+        const bcast *b = &bcs[q % BC_SLOTS];
+        if (b->seq != q || b->count < want) return false;
+    }
+    return true;
+}
+
 static void run(void) {
     struct epoll_event evs[MAX_EVENTS];
     int64_t t = now_ns();
@@ -1962,7 +2130,7 @@ static void run(void) {
         }
     } else {
         phase = P_CONNECTING;
-        t_phase_end = t + (int64_t)(OPEN_PHASE_MAX_S * 1e9);
+        t_phase_end = t + (int64_t)((opt.mode == MODE_FANOUT ? FANOUT_OPEN_MAX_S : OPEN_PHASE_MAX_S) * 1e9);
     }
     bool backoff = false;
     uint64_t seen_connect_errs = 0;
@@ -1970,6 +2138,13 @@ static void run(void) {
     int64_t next_sample = t, next_settle_check = t;
     while (phase != P_DONE) {
         t = now_ns();
+        if (opt.mode == MODE_FANOUT && opt.server_pid && t >= next_sample) { /* the server's RSS, once a second */
+            long rss = proc_status_kib(opt.server_pid, "VmRSS");
+            if (rss > s_rss_peak) s_rss_peak = rss;
+            if (phase == P_MEASURE && rss > f_rss_peak_window) f_rss_peak_window = rss;
+            next_sample += 1000000000LL;
+            if (next_sample < t) next_sample = t + 1000000000LL;
+        }
         if (opt.mode == MODE_SOAK && opt.server_pid && t >= next_sample) {
             soak_sample();
             next_sample += 1000000000LL;
@@ -2008,7 +2183,18 @@ static void run(void) {
                     phase = P_DONE;
                     continue;
                 }
-                if (opt.mode == MODE_ECHO) {
+                if (opt.mode == MODE_FANOUT) {
+                    phase = P_WARMUP; /* the server's broadcasts keep coming; count them after the warm-up */
+                    t_phase_end = t + (int64_t)(opt.warmup * 1e9);
+                    if (opt.window_at > 0) {
+                        int64_t at = t + (int64_t)(opt.window_at * 1e9) - rt_now();
+                        if (at > t_phase_end) t_phase_end = at;
+                    }
+                    if (opt.server_pid) {
+                        f_rss_open = proc_status_kib(opt.server_pid, "VmRSS");
+                        f_fds_open = count_fds(opt.server_pid);
+                    }
+                } else if (opt.mode == MODE_ECHO) {
                     phase = P_WARMUP;
                     t_phase_end = t + (int64_t)(opt.warmup * 1e9);
                     for (int i = 0; i < nconns; i++) {
@@ -2056,7 +2242,11 @@ static void run(void) {
                 phase = P_MEASURE;
                 window_start(t);
                 t_phase_end = t + (int64_t)(opt.duration * 1e9);
-                if (opt.mode == MODE_ECHO) open_at_measure = live_open();
+                if (opt.mode == MODE_ECHO || opt.mode == MODE_FANOUT) open_at_measure = live_open();
+                if (opt.mode == MODE_FANOUT) {
+                    rt_window0 = rt_now();
+                    if (opt.server_pid) f_rss_window0 = f_rss_peak_window = proc_status_kib(opt.server_pid, "VmRSS");
+                }
                 continue;
             }
             break;
@@ -2067,8 +2257,25 @@ static void run(void) {
                     rss_after = proc_status_kib(opt.server_pid, "VmRSS");
                     hwm_after = proc_status_kib(opt.server_pid, "VmHWM");
                 }
+                if (opt.mode == MODE_FANOUT) { /* the window's last broadcasts may still be on their way */
+                    rt_window1 = rt_now();
+                    phase = P_GRACE;
+                    t_phase_end = t + (int64_t)(opt.grace * 1e9);
+                    continue;
+                }
                 begin_closing(t);
                 continue;
+            }
+            break;
+        case P_GRACE:
+            if (t >= next_settle_check || t >= t_phase_end) {
+                next_settle_check = t + 100000000LL;
+                if (t >= t_phase_end || fanout_complete()) {
+                    t_grace_end = t;
+                    open_at_end = live_open();
+                    begin_closing(t);
+                    continue;
+                }
             }
             break;
         case P_SOAK:
@@ -2165,7 +2372,9 @@ static void run(void) {
             on_event(c, evs[i].events);
         }
         t = now_ns();
-        if (t >= next_sweep) {
+        if (t >= next_sweep && opt.mode == MODE_FANOUT && phase != P_CONNECTING) { /* 100k slots: only handshakes time out */
+            next_sweep = t + 100000000LL;
+        } else if (t >= next_sweep) {
             sweep_timeouts(t);
             next_sweep = t + 100000000LL;
         }
@@ -2208,6 +2417,49 @@ static void json_string(const char *v) {
     putchar('"');
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* fanout: per broadcast of the window, deliveries and the time from publish to its last delivery */
+struct fanout_summary {
+    int n;                 /* broadcasts in the window */
+    uint64_t expected;     /* n x connections open when counting started */
+    uint32_t count_min, count_median;
+    int64_t fan_median, fan_max, first_median;
+};
+
+static struct fanout_summary fanout_summary(void) {
+    struct fanout_summary f = {0};
+    if (opt.mode != MODE_FANOUT || bc_max_seq == 0) return f;
+    int cap = (int)(bc_max_seq - bc_min_seq + 1);
+    int64_t *fan = calloc((size_t)cap, sizeof *fan), *first = calloc((size_t)cap, sizeof *first),
+            *cnt = calloc((size_t)cap, sizeof *cnt);
+    if (!fan || !first || !cnt) die("out of memory");
+    for (uint64_t q = bc_min_seq; q <= bc_max_seq; q++) {
+        const bcast *b = &bcs[q % BC_SLOTS];
+        bool seen = b->seq == q;
+        cnt[f.n] = seen ? b->count : 0; /* a broadcast no connection received counts as 0 deliveries */
+        fan[f.n] = seen ? b->last - b->t_pub : 0;
+        first[f.n] = seen ? b->first - b->t_pub : 0;
+        f.n++;
+    }
+    f.expected = (uint64_t)f.n * (uint64_t)open_at_measure;
+    qsort(cnt, (size_t)f.n, sizeof *cnt, cmp_i64);
+    qsort(fan, (size_t)f.n, sizeof *fan, cmp_i64);
+    qsort(first, (size_t)f.n, sizeof *first, cmp_i64);
+    f.count_min = (uint32_t)cnt[0];
+    f.count_median = (uint32_t)cnt[f.n / 2];
+    f.fan_median = fan[f.n / 2];
+    f.fan_max = fan[f.n - 1];
+    f.first_median = first[f.n / 2];
+    free(fan);
+    free(first);
+    free(cnt);
+    return f;
+}
+
 static void report(double total_cpu, double total_wall) {
     double win = (t_measure_end - t_measure_start) / 1e9;
     if (win <= 0) win = 1e-9;
@@ -2218,7 +2470,9 @@ static void report(double total_cpu, double total_wall) {
     const char *mname = opt.mode == MODE_ECHO      ? "echo"
                         : opt.mode == MODE_CONNECT ? "connect"
                         : opt.mode == MODE_SOAK    ? "soak"
+                        : opt.mode == MODE_FANOUT  ? "fanout"
                                                    : "idle";
+    struct fanout_summary fs = fanout_summary();
     uint64_t kills_total = 0;
     for (int k = 0; k < K_COUNT; k++) kills_total += st.s_kills[k];
     int64_t unaccounted = (int64_t)(st.s_sent - st.s_echoed - st.s_lost_killed - st.s_lost_other - st.s_inflight);
@@ -2279,6 +2533,31 @@ static void report(double total_cpu, double total_wall) {
         if (opt.server_pid)
             fprintf(hout, "server:       VmRSS at our start %ld KiB, sampled peak %ld KiB; fds at our start %ld, peak %ld\n",
                     s_rss_start, s_rss_peak, s_fds_start, s_fds_peak);
+    } else if (opt.mode == MODE_FANOUT) {
+        fprintf(hout, "setup:        %d connections from %d source address(es), %.1f s warm-up, %.2f s window, grace %.1f s\n",
+                opt.connections, opt.nsources ? opt.nsources : 1, opt.warmup, win, opt.grace);
+        fprintf(hout, "connected:    %llu/%d in %.2f s (concurrency %d), %d open when counting started, %d at the end\n",
+                (unsigned long long)st.established, opt.connections, (t_open_end - t_open_start) / 1e9,
+                opt.concurrency, open_at_measure, open_at_end);
+        fprintf(hout, "broadcasts:   %d in the window (seq %llu-%llu); deliveries %llu of %llu expected (%llu missing);"
+                      " per broadcast min %u, median %u\n",
+                fs.n, (unsigned long long)(fs.n ? bc_min_seq : 0), (unsigned long long)bc_max_seq,
+                (unsigned long long)fan_in_window, (unsigned long long)fs.expected,
+                (unsigned long long)(fs.expected > fan_in_window ? fs.expected - fan_in_window : 0), fs.count_min,
+                fs.count_median);
+        fprintf(hout, "latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f (delivery - publish)\n",
+                h_quantile(&lat, 0.5) / 1e6, h_quantile(&lat, 0.9) / 1e6, h_quantile(&lat, 0.99) / 1e6,
+                h_quantile(&lat, 0.999) / 1e6, lat.max / 1e6, lat.n ? lat.sum / lat.n / 1e6 : 0.0);
+        fprintf(hout, "fan-out ms:   last delivery - publish: median %.2f, max %.2f; first delivery: median %.2f\n",
+                fs.fan_median / 1e6, fs.fan_max / 1e6, fs.first_median / 1e6);
+        fprintf(hout, "other:        %llu received before the window, %llu after, %llu while closing; %llu repeated or"
+                      " reordered, %llu skipped by a connection; %llu slot collisions\n",
+                (unsigned long long)fan_before, (unsigned long long)fan_after, (unsigned long long)fan_closing,
+                (unsigned long long)fan_dup, (unsigned long long)fan_gap, (unsigned long long)fan_collisions);
+        if (opt.server_pid)
+            fprintf(hout, "server rss:   idle %ld KiB, all open %ld KiB, window start %ld, window peak (1/s) %ld, end %ld,"
+                        " VmHWM %ld; fds with all open %ld\n",
+                    rss_before, f_rss_open, f_rss_window0, f_rss_peak_window, rss_after, hwm_after, f_fds_open);
     } else {
         fprintf(hout, "connected:    %llu/%d in %.2f s (concurrency %d), held %.1f s, %d still open at the end\n",
                 (unsigned long long)st.established, opt.connections, (t_open_end - t_open_start) / 1e9,
@@ -2353,6 +2632,31 @@ static void report(double total_cpu, double total_wall) {
                    opt.payload == PAYLOAD_JSON ? "json" : "bytes", (unsigned long long)st.prime_sent,
                    (unsigned long long)st.primed);
     }
+    if (opt.mode == MODE_FANOUT) {
+        printf("\"connections\":%d,\"source_addresses\":%d,\"connected\":%llu,\"open_s\":%.3f,\"open_at_measure\":%d,"
+               "\"open_at_end\":%d,\"warmup_s\":%.3f,\"grace_used_s\":%.3f,",
+               opt.connections, opt.nsources ? opt.nsources : 1, (unsigned long long)st.established,
+               (t_open_end - t_open_start) / 1e9, open_at_measure, open_at_end, opt.warmup,
+               t_grace_end > t_measure_end ? (t_grace_end - t_measure_end) / 1e9 : 0.0);
+        printf("\"broadcasts\":%d,\"first_seq\":%llu,\"last_seq\":%llu,\"deliveries\":%llu,\"deliveries_expected\":%llu,"
+               "\"per_broadcast_min\":%u,\"per_broadcast_median\":%u,",
+               fs.n, (unsigned long long)(fs.n ? bc_min_seq : 0), (unsigned long long)bc_max_seq,
+               (unsigned long long)fan_in_window, (unsigned long long)fs.expected, fs.count_min, fs.count_median);
+        printf("\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
+               h_quantile(&lat, 0.5) / 1e6, h_quantile(&lat, 0.9) / 1e6, h_quantile(&lat, 0.99) / 1e6,
+               h_quantile(&lat, 0.999) / 1e6, lat.max / 1e6, lat.n ? lat.sum / lat.n / 1e6 : 0.0);
+        printf("\"fanout_ms\":{\"median\":%.3f,\"max\":%.3f,\"first_delivery_median\":%.3f},", fs.fan_median / 1e6,
+               fs.fan_max / 1e6, fs.first_median / 1e6);
+        printf("\"received_before_window\":%llu,\"received_after_window\":%llu,\"received_while_closing\":%llu,"
+               "\"repeated_or_reordered\":%llu,\"skipped\":%llu,\"slot_collisions\":%llu,\"messages_total\":%llu,",
+               (unsigned long long)fan_before, (unsigned long long)fan_after, (unsigned long long)fan_closing,
+               (unsigned long long)fan_dup, (unsigned long long)fan_gap, (unsigned long long)fan_collisions,
+               (unsigned long long)st.msgs_total);
+        if (opt.server_pid)
+            printf("\"server_rss\":{\"idle_kib\":%ld,\"open_kib\":%ld,\"window_start_kib\":%ld,\"window_peak_kib\":%ld,"
+                   "\"end_kib\":%ld,\"hwm_kib\":%ld,\"fds_open\":%ld},",
+                   rss_before, f_rss_open, f_rss_window0, f_rss_peak_window, rss_after, hwm_after, f_fds_open);
+    }
     if (opt.mode == MODE_SOAK) {
         printf("\"connections\":%d,\"duration_s\":%.3f,\"hold_s\":%.3f,\"open_at_hold\":%d,\"handshakes\":%llu,"
                "\"reconnect_attempts\":%llu,\"first_open_s\":%.3f,",
@@ -2387,6 +2691,10 @@ static void report(double total_cpu, double total_wall) {
                (unsigned long long)st.z_in_wire, (unsigned long long)st.z_in_plain);
     }
     if (opt.mode != MODE_CONNECT) printf("\"clean_closes\":%llu,", (unsigned long long)st.clean_closes);
+    printf("\"server_close_codes\":{");
+    for (int k = 0, first = 1; k < 16; k++)
+        if (server_closes[k]) printf("%s\"%d\":%llu", first ? "" : ",", 1000 + k, (unsigned long long)server_closes[k]), first = 0;
+    printf("},");
     printf("\"pings\":%llu,\"pongs_sent\":%llu,\"unexpected_messages\":%llu,", (unsigned long long)st.pings,
            (unsigned long long)st.pongs_sent, (unsigned long long)st.unexpected_msgs);
     if (opt.server_pid) {
@@ -2529,6 +2837,10 @@ int main(int argc, char **argv) {
         if (!free_list) die("out of memory");
         for (int i = nconns - 1; i >= 0; i--) free_list[nfree++] = i;
     }
+    if (opt.mode == MODE_FANOUT) {
+        bcs = calloc(BC_SLOTS, sizeof *bcs);
+        if (!bcs) die("out of memory");
+    }
     if (opt.mode == MODE_SOAK) {
         struct soak_msg *pool = calloc((size_t)nconns * (size_t)opt.inflight, sizeof *pool);
         soak_buf = malloc(opt.size > 4096 ? opt.size : 4096);
@@ -2572,6 +2884,13 @@ int main(int argc, char **argv) {
     target.sin_port = htons((uint16_t)opt.port);
     inet_pton(AF_INET, "127.0.0.1", &target.sin_addr); /* the only address this tool ever connects to */
     init_ports();
+    if (opt.mode == MODE_FANOUT) {
+        int range = port_hi - port_lo + 1, nsrc = opt.nsources ? opt.nsources : 1;
+        if ((opt.connections + nsrc - 1) / nsrc > range - 500)
+            die("%d connections need more source ports than %d address(es) x %d (ip_local_port_range %d-%d, minus a"
+                " margin): add --source-addresses", opt.connections, nsrc, range, port_lo, port_hi);
+        for (int k = 0; k < opt.nsources; k++) src_port_next[k] = port_lo + (int)(rng64() % (uint64_t)range);
+    }
 
     if (opt.server_pid) {
         rss_before = proc_status_kib(opt.server_pid, "VmRSS");
@@ -2585,7 +2904,7 @@ int main(int argc, char **argv) {
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1: %s", strerror(errno));
 
-    double bound = OPEN_PHASE_MAX_S + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
+    double bound = (opt.mode == MODE_FANOUT ? 2 * FANOUT_OPEN_MAX_S + opt.grace : OPEN_PHASE_MAX_S) + opt.warmup + opt.duration + opt.hold + opt.close_wait + 15 +
                    (opt.prime ? opt.timeout + opt.connections / 1000.0 : 0) +
                    (opt.mode == MODE_SOAK ? 2 * opt.timeout + 5 + opt.connections / 500.0 : 0); /* drain */
     signal(SIGALRM, on_alarm);
