@@ -50,3 +50,96 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
         await loop.shutdownGracefully()
     }
 }
+
+/// ``EventLoopTaskExecutor``'s ready queue: jobs made ready on the loop run in order, and a job
+/// that a drained job makes ready waits behind the loop's other work (no starving the loop).
+@Suite struct ReadyQueueTests {
+    /// What ran, in order: the tasks' steps and the loop's own closures.
+    private let log = Mutex<[String]>([])
+    private let continuations = Mutex<[String: CheckedContinuation<Void, Never>]>([:])
+
+    /// Runs the testing loop's work until `done` holds (at most 10 s).
+    private func pump(_ loop: NIOAsyncTestingEventLoop, until done: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !done() && ContinuousClock.now < deadline {
+            await loop.run()
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        try #require(done())
+    }
+
+    /// A task on `executor` that waits until resumed under `name`, then logs `name` and runs `then`.
+    private func waiter(_ name: String, on executor: EventLoopTaskExecutor,
+                        then: @escaping @Sendable () -> Void = {}) -> Task<Void, Never> {
+        Task(executorPreference: executor) { [log, continuations] in
+            await withCheckedContinuation { continuation in continuations.withLock { $0[name] = continuation } }
+            then()
+            log.withLock { $0.append(name) }
+        }
+    }
+
+    @Test func jobsResumedOnTheLoopRunInTheOrderTheyWereResumed() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let executor = EventLoopTaskExecutor(loop)
+        let names = ["a", "b", "c", "d", "e"]
+        let tasks = names.map { waiter($0, on: executor) }
+        try await pump(loop) { continuations.withLock { $0.count } == names.count }
+        let waiting = continuations.withLock { $0 }
+        // As a channel handler does: one read resumes several sessions, from the loop.
+        loop.execute { for name in ["d", "a", "e", "b", "c"] { waiting[name]!.resume() } }
+        try await pump(loop) { log.withLock { $0.count } == names.count }
+        for task in tasks { await task.value }
+        #expect(log.withLock { $0 } == ["d", "a", "e", "b", "c"])
+        await loop.shutdownGracefully()
+    }
+
+    @Test func aJobMadeReadyByADrainedJobWaitsBehindTheLoopsOtherWork() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let executor = EventLoopTaskExecutor(loop)
+        let sleeper = waiter("sleeper", on: executor)
+        let waker = waiter("waker", on: executor) { [log, continuations] in
+            // Runs in a drain: queues loop work, then wakes the sleeper (a session waking another).
+            loop.execute { log.withLock { $0.append("loop work") } }
+            continuations.withLock { $0["sleeper"] }!.resume()
+        }
+        try await pump(loop) { continuations.withLock { $0.count } == 2 }
+        let wake = continuations.withLock { $0["waker"] }!
+        loop.execute { wake.resume() }
+        try await pump(loop) { log.withLock { $0.count } == 3 }
+        await waker.value
+        await sleeper.value
+        #expect(log.withLock { $0 } == ["waker", "loop work", "sleeper"])
+        await loop.shutdownGracefully()
+    }
+}
+
+/// ``HTTP2FlushCoalescer``: the flushes of a burst reach the socket as one, and a close flushes first.
+@Suite struct HTTP2FlushCoalescerTests {
+    @Test func theFlushesOfABurstAreOneFlushAfterTheLoopsQueuedWork() throws {
+        let recorder = OutboundRecorder()
+        let channel = EmbeddedChannel(handlers: [recorder, HTTP2FlushCoalescer()])
+        for size in 1...3 {
+            channel.write(ByteBuffer(repeating: 0, count: size), promise: nil)
+            channel.flush()
+        }
+        #expect(recorder.events.withLock { $0 } == ["write 1", "write 2", "write 3"], "writes pass at once, the flush waits")
+        channel.embeddedEventLoop.run()
+        #expect(recorder.events.withLock { $0 } == ["write 1", "write 2", "write 3", "flush"])
+        channel.write(ByteBuffer(repeating: 0, count: 4), promise: nil)
+        channel.flush()
+        channel.embeddedEventLoop.run()
+        #expect(recorder.events.withLock { $0 }.suffix(2) == ["write 4", "flush"])
+        _ = try? channel.finish()
+    }
+
+    @Test func aCloseFlushesWhatWasWrittenFirst() throws {
+        let recorder = OutboundRecorder()
+        let channel = EmbeddedChannel(handlers: [recorder, HTTP2FlushCoalescer()])
+        channel.write(ByteBuffer(repeating: 0, count: 7), promise: nil)
+        channel.flush()
+        channel.close(promise: nil)
+        #expect(recorder.events.withLock { $0 } == ["write 7", "flush"])
+        channel.embeddedEventLoop.run()
+        #expect(recorder.events.withLock { $0 } == ["write 7", "flush"], "the queued flush finds nothing to do")
+    }
+}

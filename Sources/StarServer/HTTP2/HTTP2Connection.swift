@@ -27,6 +27,8 @@ final class HTTP2Connection: Sendable {
         let channel = connection.channel
         let sync = channel.pipeline.syncOperations
         let lifecycle = HTTP2ConnectionLifecycleHandler(idleTimeout: TimeAmount(settings.configuration.keepAliveTimeout))
+        // Between the socket and NIO's HTTP/2 handler: one flush per burst, not one per stream.
+        try sync.addHandler(HTTP2FlushCoalescer())
         let multiplexer = try sync.configureAsyncHTTP2Pipeline(
             mode: .server, streamDelegate: lifecycle.streamDelegate(on: channel.eventLoop), configuration: Self.configuration(settings)
         ) { stream in
