@@ -51,12 +51,19 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
     }
 }
 
-/// ``EventLoopTaskExecutor``'s ready queue: jobs made ready on the loop run in order, and a job
-/// that a drained job makes ready waits behind the loop's other work (no starving the loop).
-@Suite struct ReadyQueueTests {
+/// What the executor-order tests share with their tasks.
+private final class Waiting: Sendable {
     /// What ran, in order: the tasks' steps and the loop's own closures.
-    private let log = Mutex<[String]>([])
-    private let continuations = Mutex<[String: CheckedContinuation<Void, Never>]>([:])
+    let log = Mutex<[String]>([])
+    /// The tasks' continuations, by name, once they wait.
+    let continuations = Mutex<[String: CheckedContinuation<Void, Never>]>([:])
+}
+
+/// ``EventLoopTaskExecutor`` runs the jobs resumed on its loop in the order they were resumed, and a
+/// job that another job wakes waits behind the loop work queued before it (sessions that wake each
+/// other never starve the loop).
+@Suite struct ExecutorOrderTests {
+    private let waiting = Waiting()
 
     /// Runs the testing loop's work until `done` holds (at most 10 s).
     private func pump(_ loop: NIOAsyncTestingEventLoop, until done: () -> Bool) async throws {
@@ -71,10 +78,10 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
     /// A task on `executor` that waits until resumed under `name`, then logs `name` and runs `then`.
     private func waiter(_ name: String, on executor: EventLoopTaskExecutor,
                         then: @escaping @Sendable () -> Void = {}) -> Task<Void, Never> {
-        Task(executorPreference: executor) { [log, continuations] in
-            await withCheckedContinuation { continuation in continuations.withLock { $0[name] = continuation } }
+        Task(executorPreference: executor) { [waiting] in
+            await withCheckedContinuation { continuation in waiting.continuations.withLock { $0[name] = continuation } }
             then()
-            log.withLock { $0.append(name) }
+            waiting.log.withLock { $0.append(name) }
         }
     }
 
@@ -83,13 +90,13 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
         let executor = EventLoopTaskExecutor(loop)
         let names = ["a", "b", "c", "d", "e"]
         let tasks = names.map { waiter($0, on: executor) }
-        try await pump(loop) { continuations.withLock { $0.count } == names.count }
-        let waiting = continuations.withLock { $0 }
+        try await pump(loop) { waiting.continuations.withLock { $0.count } == names.count }
+        let resumable = waiting.continuations.withLock { $0 }
         // As a channel handler does: one read resumes several sessions, from the loop.
-        loop.execute { for name in ["d", "a", "e", "b", "c"] { waiting[name]!.resume() } }
-        try await pump(loop) { log.withLock { $0.count } == names.count }
+        loop.execute { for name in ["d", "a", "e", "b", "c"] { resumable[name]!.resume() } }
+        try await pump(loop) { waiting.log.withLock { $0.count } == names.count }
         for task in tasks { await task.value }
-        #expect(log.withLock { $0 } == ["d", "a", "e", "b", "c"])
+        #expect(waiting.log.withLock { $0 } == ["d", "a", "e", "b", "c"])
         await loop.shutdownGracefully()
     }
 
@@ -97,18 +104,18 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
         let loop = NIOAsyncTestingEventLoop()
         let executor = EventLoopTaskExecutor(loop)
         let sleeper = waiter("sleeper", on: executor)
-        let waker = waiter("waker", on: executor) { [log, continuations] in
-            // Runs in a drain: queues loop work, then wakes the sleeper (a session waking another).
-            loop.execute { log.withLock { $0.append("loop work") } }
-            continuations.withLock { $0["sleeper"] }!.resume()
+        let waker = waiter("waker", on: executor) { [waiting] in
+            // Resumed from the loop: queues loop work, then wakes the sleeper (a session waking another).
+            loop.execute { waiting.log.withLock { $0.append("loop work") } }
+            waiting.continuations.withLock { $0["sleeper"] }!.resume()
         }
-        try await pump(loop) { continuations.withLock { $0.count } == 2 }
-        let wake = continuations.withLock { $0["waker"] }!
+        try await pump(loop) { waiting.continuations.withLock { $0.count } == 2 }
+        let wake = waiting.continuations.withLock { $0["waker"] }!
         loop.execute { wake.resume() }
-        try await pump(loop) { log.withLock { $0.count } == 3 }
+        try await pump(loop) { waiting.log.withLock { $0.count } == 3 }
         await waker.value
         await sleeper.value
-        #expect(log.withLock { $0 } == ["waker", "loop work", "sleeper"])
+        #expect(waiting.log.withLock { $0 } == ["waker", "loop work", "sleeper"])
         await loop.shutdownGracefully()
     }
 }
