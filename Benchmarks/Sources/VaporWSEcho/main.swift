@@ -4,6 +4,9 @@
 // logging middleware.
 //
 //   vapor-ws-echo --port 9103
+//   VAPOR_LOOPS=1 vapor-ws-echo --port 9103   # one event loop (NIO's default: the machine's cores)
+import Foundation
+import NIOCore
 import Vapor
 
 let maxSize = 16 * 1024 * 1024
@@ -15,6 +18,12 @@ func portArgument() -> Int {
         return port
     }
     return 9103
+}
+
+// NIO sizes its shared group by the machine's cores, not the CPUs the process may use: under
+// `taskset -c 0` that is two loops on one core. VAPOR_LOOPS sets the count (before the group exists).
+if let loops = ProcessInfo.processInfo.environment["VAPOR_LOOPS"].flatMap(Int.init), loops > 0 {
+    NIOSingletons.groupLoopCountSuggestion = loops
 }
 
 var environment = Environment.production
