@@ -5,14 +5,24 @@ import NIOHTTPTypesHTTP1
 import Star
 
 /// One request as the connection handler hands it to the connection's task.
-struct ReceivedRequest: Sendable {
+///
+/// A class: the async frames that an open WebSocket keeps for its whole life hold it, and a
+/// reference is one word where the value was ~190 bytes in each of them (see docs/decisions.md, "Memory").
+final class ReceivedRequest: Sendable {
     /// The request: its body whole when it arrived with the head, else streaming in.
-    var request: Request
+    let request: Request
     /// The version and keep-alive rules of HTTP/1.
-    var version: HTTPVersion
-    var keepAlive: Bool
+    let version: HTTPVersion
+    let keepAlive: Bool
     /// Whether the client asked for a WebSocket upgrade.
-    var wantsWebSocket: Bool
+    let wantsWebSocket: Bool
+
+    init(request: Request, version: HTTPVersion, keepAlive: Bool, wantsWebSocket: Bool) {
+        self.request = request
+        self.version = version
+        self.keepAlive = keepAlive
+        self.wantsWebSocket = wantsWebSocket
+    }
 }
 
 /// Turns the parts of each request into a ``ReceivedRequest`` and writes responses. Lives on the
