@@ -1,4 +1,5 @@
 package import NIOCore
+package import NIOWebSocket
 package import Star
 
 /// Reassembles data frames into messages: fragmentation rules, the size limit, and UTF-8
@@ -36,12 +37,21 @@ package struct WebSocketMessageAssembler {
 
     /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
     /// `compressed` is the frame's RSV1, allowed only on a message's first frame with deflate negotiated.
-    package mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer) throws(Failure) -> WebSocketMessage? {
+    /// `data` is the payload as it arrived: masked with `maskKey` when there is one (a client's frame).
+    package mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer,
+                                 maskKey: WebSocketMaskingKey? = nil) throws(Failure) -> WebSocketMessage? {
         if rsv1 {
             guard deflate != nil, isText != nil else {
                 throw Failure(code: .protocolError, reason: "RSV1 set without permessage-deflate or on a continuation")
             }
         }
+        if let maskKey, isText == true, fin, !rsv1, kind == nil {
+            // The most common frame, a whole masked text message: unmasked straight into its String.
+            guard data.readableBytes <= maxMessageSize else { throw tooBig() }
+            guard let string = data.unmaskedString(key: maskKey) else { throw Self.invalidUTF8 }
+            return .text(string)
+        }
+        let data = maskKey.map { data.unmasked(key: $0) } ?? data
         switch (isText, kind) {
         case (nil, nil):
             throw Failure(code: .protocolError, reason: "continuation frame without a message")
@@ -80,15 +90,15 @@ package struct WebSocketMessageAssembler {
         try deflate!.inflate(data, limit: maxMessageSize, allocator: ByteBufferAllocator())
     }
 
+    private static let invalidUTF8 = Failure(code: .invalidFramePayloadData, reason: "invalid UTF-8 in text message")
+
     private func tooBig() -> Failure {
         Failure(code: .messageTooBig, reason: "message larger than \(maxMessageSize) bytes")
     }
 
     private static func message(text: Bool, _ data: ByteBuffer) throws(Failure) -> WebSocketMessage {
         guard text else { return .binary(data) }
-        guard let string = String(validating: data.readableBytesView, as: UTF8.self) else {
-            throw Failure(code: .invalidFramePayloadData, reason: "invalid UTF-8 in text message")
-        }
+        guard let string = String(validating: data.readableBytesView, as: UTF8.self) else { throw invalidUTF8 }
         return .text(string)
     }
 
@@ -113,9 +123,7 @@ package struct WebSocketMessageAssembler {
             }
         }
         let slice = bytes[(bytes.startIndex + validatedUpTo)..<end]
-        guard String(validating: slice, as: UTF8.self) != nil else {
-            throw Failure(code: .invalidFramePayloadData, reason: "invalid UTF-8 in text message")
-        }
+        guard String(validating: slice, as: UTF8.self) != nil else { throw Self.invalidUTF8 }
         validatedUpTo = end - bytes.startIndex
     }
 }

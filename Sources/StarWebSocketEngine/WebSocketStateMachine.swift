@@ -96,12 +96,12 @@ package struct WebSocketStateMachine {
         case .client: guard frame.maskKey == nil else { return fail(.protocolError, "server frames must not be masked", now: now()) }
         }
         guard !frame.rsv2, !frame.rsv3 else { return fail(.protocolError, "reserved bits set without an extension", now: now()) }
-        let data = frame.unmaskedPayload
         switch frame.opcode {
         case .text, .binary, .continuation:
             let isText: Bool? = frame.opcode == .continuation ? nil : frame.opcode == .text
             do {
-                guard let message = try assembler.append(text: isText, fin: frame.fin, compressed: frame.rsv1, data: data)
+                guard let message = try assembler.append(text: isText, fin: frame.fin, compressed: frame.rsv1,
+                                                         data: frame.data, maskKey: frame.maskKey)
                 else { return .none }
                 return state == .open ? .deliver(message) : .none
             } catch {
@@ -110,16 +110,16 @@ package struct WebSocketStateMachine {
         case _ where frame.rsv1:
             return fail(.protocolError, "RSV1 set on a control frame", now: now())
         case .ping:
-            return state == .open ? .sendPong(data) : .none
+            return state == .open ? .sendPong(frame.unmaskedPayload) : .none
         case .pong:
-            var payload = data
+            var payload = frame.unmaskedPayload
             if payload.readableBytes == 8, let id = payload.readInteger(as: UInt64.self), id == outstandingPing {
                 outstandingPing = nil
                 pingDeadline = nil
             }
             return .none
         case .connectionClose:
-            switch WebSocketCloseFrame.parse(data) {
+            switch WebSocketCloseFrame.parse(frame.unmaskedPayload) {
             case .failure(let failure):
                 return fail(failure.code, failure.reason, now: now())
             case .success(let (code, reason)):

@@ -297,4 +297,35 @@ final class ReadCounter: ChannelOutboundHandler {
             #expect(frame.data == ByteBuffer(bytes: bytes), "the frame's own data is left masked")
         }
     }
+
+    /// A masked text payload becomes the same `String` as unmasking then decoding would give, or
+    /// `nil` when it is not UTF-8, for every length around the word size and beyond the stack's share.
+    @Test func unmaskedStringIsTheUnmaskedTextOrNil() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("aé€😀 Z")
+        for length in Array(0...33) + [1000, 70000] {
+            let key = WebSocketMaskingKey.random(using: &generator)
+            let text = String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+            var masked = ByteBuffer(string: text)
+            masked.webSocketMask(key)
+            #expect(masked.unmaskedString(key: key) == text, "length \(length)")
+            var invalid = ByteBuffer(bytes: Array(text.utf8) + [0xC3])  // a lead byte with nothing after it
+            invalid.webSocketMask(key)
+            #expect(invalid.unmaskedString(key: key) == nil, "length \(length)")
+        }
+    }
+
+    /// The machine's path for whole masked text messages: the exact text, 1007 for bad UTF-8, 1009 over the limit.
+    @Test func wholeMaskedTextMessagesTakeTheDirectPath() {
+        var machine = WebSocketStateMachine(maxMessageSize: 64)
+        let text = "a message of 43 bytes, with €s: €€€"
+        #expect(machine.received(clientFrame(.text, Array(text.utf8))) == .deliver(.text(text)))
+        #expect(machine.received(clientFrame(.text, [])) == .deliver(.text("")))
+        var invalid = WebSocketStateMachine(maxMessageSize: 64)
+        #expect(invalid.received(clientFrame(.text, Array("€".utf8.dropLast()))) == .fail(.invalidFramePayloadData, reason: "invalid UTF-8 in text message"))
+        var tooBig = WebSocketStateMachine(maxMessageSize: 4)
+        guard case .fail(.messageTooBig, _) = tooBig.received(clientFrame(.text, Array("hello".utf8))) else {
+            Issue.record("a 5-byte text over a 4-byte limit was not 1009"); return
+        }
+    }
 }
