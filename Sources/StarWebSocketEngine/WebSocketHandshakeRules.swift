@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 package import Star
 
 /// The checks of an opening handshake (RFC 6455 §4.2.1) that come before routing, the same for
@@ -43,6 +48,12 @@ package enum WebSocketHandshakeRules {
         if request.httpVersion.major >= 2 { return nil }
         guard let key = request.headers[.secWebSocketKey], isWellFormedKey(key) else { return .malformedKey }
         return nil
+    }
+
+    /// The `Sec-WebSocket-Accept` that answers `key` (RFC 6455 §4.2.2): the base64 of the SHA-1 of
+    /// the key followed by the protocol's GUID.
+    package static func acceptValue(forKey key: String) -> String {
+        Data(SHA1.digest(Array(key.utf8) + Array("258EAFA5-E914-47DA-95CA-C5AB0DC85B11".utf8))).base64EncodedString()
     }
 
     /// RFC 6455 §4.2.1: the key is 16 bytes in base64, that is 22 characters of the base64

@@ -1,5 +1,7 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
+import NIOHTTP1
 import NIOWebSocket
 import Star
 @testable import StarServer
@@ -326,6 +328,38 @@ final class ReadCounter: ChannelOutboundHandler {
         var tooBig = WebSocketStateMachine(maxMessageSize: 4)
         guard case .fail(.messageTooBig, _) = tooBig.received(clientFrame(.text, Array("hello".utf8))) else {
             Issue.record("a 5-byte text over a 4-byte limit was not 1009"); return
+        }
+    }
+}
+
+@Suite struct HandshakeAcceptTests {
+    private func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    /// FIPS 180-4's examples and the padding edges (55, 56 and 64 bytes: one or two blocks).
+    @Test func sha1MatchesTheStandardsVectors() {
+        #expect(hex(SHA1.digest([])) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(hex(SHA1.digest(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(hex(SHA1.digest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
+        #expect(hex(SHA1.digest(Array(repeating: UInt8(ascii: "a"), count: 55))) == "c1c8bbdc22796e28c0e15163d20899b65621d65a")
+        #expect(hex(SHA1.digest(Array(repeating: UInt8(ascii: "a"), count: 64))) == "0098ba824b5c16427bd7a1122a5a442a25ec644d")
+        #expect(hex(SHA1.digest(Array(repeating: UInt8(ascii: "a"), count: 1_000))) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+    }
+
+    /// RFC 6455 §1.3's example, then random keys against NIO's own upgrader.
+    @Test func acceptValueAgreesWithTheRFCAndWithNIO() throws {
+        #expect(WebSocketHandshakeRules.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let nio = NIOWebSocketServerUpgrader(shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+                                             upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
+        for _ in 0..<200 {
+            let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: [
+                "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13",
+            ])
+            let headers = try nio.buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:]).wait()
+            #expect(headers["Sec-WebSocket-Accept"] == [WebSocketHandshakeRules.acceptValue(forKey: key)], "key \(key)")
         }
     }
 }

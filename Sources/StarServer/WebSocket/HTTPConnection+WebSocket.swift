@@ -63,49 +63,38 @@ extension HTTPConnection {
         let handler = self.handler
         let overHTTP2 = isHTTP2Stream
         return { responseFields, options, session in
-            let upgrade: @Sendable () -> EventLoopFuture<Void> = {
-                // Over HTTP/1.1, NIO's upgrader computes Sec-WebSocket-Accept: it reads only the key and
-                // the version, validates them and answers with its own code. HTTP/2 has no key.
-                let protocolHeaders: EventLoopFuture<HTTPHeaders>
-                if overHTTP2 {
-                    protocolHeaders = channel.eventLoop.makeSucceededFuture(HTTPHeaders())
-                } else {
-                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
-                        ("Sec-WebSocket-Key", fields[.secWebSocketKey] ?? ""), ("Sec-WebSocket-Version", "13"),
-                    ]))
-                    protocolHeaders = Self.acceptKeyUpgrader.buildUpgradeResponse(
-                        channel: channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders())
+            let upgrade: @Sendable () throws -> Void = {
+                var headers = HTTPHeaders()
+                if !overHTTP2 {  // HTTP/2 has no key (RFC 8441 §5); run() checked this one before routing
+                    headers.add(name: "Upgrade", value: "websocket")
+                    headers.add(name: "Sec-WebSocket-Accept",
+                                value: WebSocketHandshakeRules.acceptValue(forKey: fields[.secWebSocketKey] ?? ""))
+                    headers.add(name: "Connection", value: "upgrade")
                 }
-                return protocolHeaders.flatMapThrowing { protocolHeaders in
-                    // NIO returns only the protocol's own fields; the handler's (subprotocol, extras) go after them.
-                    var headers = protocolHeaders
-                    headers.add(contentsOf: HTTPHeaders(responseFields))
-                    let agreement = options.perMessageDeflate
-                        ? PerMessageDeflate.negotiate(fields[values: .secWebSocketExtensions]) : nil
-                    if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
-                    let ticker = settings.webSocketTicker(on: channel.eventLoop)
-                    let deflate = agreement.map(PerMessageDeflate.init)
-                    if overHTTP2 {
-                        handler.value.writeWebSocketAccepted(headers)
-                        try Self.switchStreamToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
-                    } else {
-                        handler.value.writeSwitchingProtocols(headers)
-                        try Self.switchToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
-                    }
+                // The handler's fields (subprotocol, extras) go after the protocol's own.
+                headers.add(contentsOf: HTTPHeaders(responseFields))
+                let agreement = options.perMessageDeflate
+                    ? PerMessageDeflate.negotiate(fields[values: .secWebSocketExtensions]) : nil
+                if let agreement { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader) }
+                let ticker = settings.webSocketTicker(on: channel.eventLoop)
+                let deflate = agreement.map(PerMessageDeflate.init)
+                if overHTTP2 {
+                    handler.value.writeWebSocketAccepted(headers)
+                    try Self.switchStreamToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
+                } else {
+                    handler.value.writeSwitchingProtocols(headers)
+                    try Self.switchToWebSocket(channel, session: session, options: options, ticker: ticker, deflate: deflate)
                 }
             }
-            // On the channel's loop (the default executor) the whole upgrade runs at once, without a hop.
-            let done = channel.eventLoop.inEventLoop ? upgrade() : channel.eventLoop.flatSubmit(upgrade)
-            try await done.get()
+            // On the channel's loop (the default executor) the whole upgrade runs at once: no future,
+            // no suspension.
+            if channel.eventLoop.inEventLoop {
+                try upgrade()
+            } else {
+                try await channel.eventLoop.submit(upgrade).get()
+            }
         }
     }
-
-    /// Used only to validate the key and compute `Sec-WebSocket-Accept` with NIO's own code.
-    private static let acceptKeyUpgrader = NIOWebSocketServerUpgrader(
-        maxFrameSize: 1 << 14, automaticErrorHandling: false,
-        shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
-        upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
-    )
 
     /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
     /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
