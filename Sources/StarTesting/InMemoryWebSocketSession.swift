@@ -81,7 +81,7 @@ final class InMemoryWebSocketSession: WebSocketTransport {
         handshake.push(headers)
     }
 
-    func receive() async throws -> WebSocketMessage {
+    nonisolated(nonsending) func receive() async throws -> WebSocketMessage {
         try await mailbox.receive {
             // The app's queue has room again: the server reads again, so waiting client sends go on.
             let senders = wire.withLock { wire in
@@ -92,7 +92,7 @@ final class InMemoryWebSocketSession: WebSocketTransport {
         }
     }
 
-    func send(_ message: WebSocketMessage) async throws {
+    nonisolated(nonsending) func send(_ message: WebSocketMessage) async throws {
         try await mailbox.reserveSend()
         let frame: WebSocketFrame = switch message {
         case .text(let text): WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))

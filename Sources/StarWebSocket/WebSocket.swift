@@ -81,7 +81,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     }
 
     /// The next message. Throws `WebSocketDisconnect` once the peer closed or the connection dropped.
-    public func receive() async throws -> WebSocketMessage {
+    public nonisolated(nonsending) func receive() async throws -> WebSocketMessage {
         try requireConnected()
         do {
             return try await handshake.transport.receive()
@@ -124,7 +124,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     /// On Star's server, with handlers on the connection's event loop (the default), messages sent
     /// one after another without waiting in between go out together, in one write to the socket,
     /// when the handler next waits for something or returns.
-    public func send(_ message: WebSocketMessage) async throws {
+    public nonisolated(nonsending) func send(_ message: WebSocketMessage) async throws {
         try requireConnected()
         do {
             try await handshake.transport.send(message)
@@ -173,6 +173,11 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         public struct Iterator: AsyncIteratorProtocol {
             let socket: WebSocket
             public mutating func next() async throws -> WebSocketMessage? {
+                do { return try await socket.receive() } catch is WebSocketDisconnect { return nil }
+            }
+
+            /// The next message, on the caller's executor (what `for try await` calls).
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> WebSocketMessage? {
                 do { return try await socket.receive() } catch is WebSocketDisconnect { return nil }
             }
         }

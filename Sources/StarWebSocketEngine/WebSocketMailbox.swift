@@ -68,7 +68,7 @@ package struct WebSocketMailbox: ~Copyable, Sendable {
     /// the lock) when this receive made room in a queue that ``deliver(_:)`` had reported full:
     /// the transport resumes reading there.
     @inlinable @inline(__always)
-    package func receive(readingCanResume: () -> Void) async throws -> WebSocketMessage {
+    package nonisolated(nonsending) func receive(readingCanResume: () -> Void) async throws -> WebSocketMessage {
         var resume = false
         let taken: Result<WebSocketMessage, any Error>
         if let queued = take(resume: &resume) {
@@ -121,7 +121,7 @@ package struct WebSocketMailbox: ~Copyable, Sendable {
 
     /// Waits until the transport can take one more message; throws the session's end once it
     /// ended, or `CancellationError` when the waiting task is cancelled.
-    package func reserveSend() async throws {
+    package nonisolated(nonsending) func reserveSend() async throws {
         if try !tryReserveSend() { try await waitUntilWritable() }
     }
 
@@ -138,7 +138,7 @@ package struct WebSocketMailbox: ~Copyable, Sendable {
 
     /// Waits until the transport is writable again; throws the session's end once it ended, or
     /// `CancellationError` when the waiting task is cancelled.
-    package func waitUntilWritable() async throws {
+    package nonisolated(nonsending) func waitUntilWritable() async throws {
         try await Waiters<Void>.suspend { id, continuation in
             state.withLock { state in
                 if let end = state.end { return .failure(end) }

@@ -106,7 +106,7 @@ import Synchronization
     /// - Returns: What the waiter was resumed with.
     // Always inlined: called generically across modules it stayed an unspecialized function whose
     // every call looked up `Result`/continuation metadata at run time (perf: -8% on 32 B echoes).
-    @inlinable @inline(__always) public static func suspend(
+    @inlinable @inline(__always) public nonisolated(nonsending) static func suspend(
         enqueue: (_ id: UInt64, _ continuation: Continuation) -> Result<Value, any Error>?,
         cancel: @Sendable (_ id: UInt64) -> Continuation?
     ) async -> Result<Value, any Error> {

@@ -92,10 +92,10 @@ public protocol WebSocketTransport: Sendable {
     /// adds the protocol's own fields.
     func accept(headers: HTTPFields, options: WebSocketOptions) async throws
     /// The next message; throws ``WebSocketDisconnect`` once the peer closed or the connection dropped.
-    func receive() async throws -> WebSocketMessage
+    nonisolated(nonsending) func receive() async throws -> WebSocketMessage
     /// Sends a message, suspending while the outbound buffer is full; throws
     /// ``WebSocketDisconnect`` after the session closed.
-    func send(_ message: WebSocketMessage) async throws
+    nonisolated(nonsending) func send(_ message: WebSocketMessage) async throws
     /// Starts the close handshake (idempotent) and waits until it completes or times out.
     func close(code: WebSocketCloseCode, reason: String) async
 }

@@ -50,7 +50,7 @@ final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
         try await upgrade(headers, options, self)
     }
 
-    func receive() async throws -> WebSocketMessage {
+    nonisolated(nonsending) func receive() async throws -> WebSocketMessage {
         try await mailbox.receive {
             // The queue has room again: the handler may read the socket again.
             guard let handler = link.withLock({ $0.handler }) else { return }
@@ -58,7 +58,7 @@ final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
         }
     }
 
-    func send(_ message: WebSocketMessage) async throws {
+    nonisolated(nonsending) func send(_ message: WebSocketMessage) async throws {
         if try !mailbox.tryReserveSend() { try await mailbox.waitUntilWritable() }
         if let metrics {
             metrics.messagesOut.increment()
