@@ -173,7 +173,7 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         public struct Iterator: AsyncIteratorProtocol {
             let socket: WebSocket
             public mutating func next() async throws -> WebSocketMessage? {
-                do { return try await socket.receive() } catch is WebSocketDisconnect { return nil }
+                try await next(isolation: nil)
             }
 
             /// The next message, on the caller's executor (what `for try await` calls).
