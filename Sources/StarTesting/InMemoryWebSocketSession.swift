@@ -15,8 +15,8 @@ enum InMemoryFrame: Sendable {
 /// ``TestClient`` connects, the client's end of it, and the "wire" between them.
 ///
 /// Both ends run the engine that the server runs — the server end in the server role, the
-/// client end in the client role — and frames cross between them as `WebSocketFrame` values,
-/// masked from the client as on a socket. So the contract is the server's: a message past
+/// client end in the client role — and frames cross between them as NIO's `WebSocketFrame` values and
+/// arrive as the engine's `WebSocketInboundFrame`, masked from the client as on a socket. So the contract is the server's: a message past
 /// `maxMessageSize` closes with 1009, a bad close code with 1002, the app's queue bound holds the
 /// client's sends back, pings and the close handshake are answered by the ends themselves, and
 /// the timers run on the client's ``TestClock``.
@@ -176,14 +176,14 @@ final class InMemoryWebSocketSession: WebSocketTransport {
                 guard !wire.closed else { return }
                 switch hop {
                 case .toServer(let frame): serverReceived(Self.onTheWire(frame), &wire, &hops)
-                case .toClient(let frame): clientReceived(frame, &wire, &hops)
+                case .toClient(let frame): clientReceived(Self.onTheWire(frame), &wire, &hops)
                 case .closeSocket: closeSocket(&wire)
                 }
             }
         }
     }
 
-    private func serverReceived(_ frame: WebSocketFrame, _ wire: inout Wire, _ hops: inout CircularBuffer<Hop>) {
+    private func serverReceived(_ frame: WebSocketInboundFrame, _ wire: inout Wire, _ hops: inout CircularBuffer<Hop>) {
         guard var server = wire.server else { return }
         let action = server.received(frame, now: clock.deadline)
         wire.server = server
@@ -208,7 +208,7 @@ final class InMemoryWebSocketSession: WebSocketTransport {
         }
     }
 
-    private func clientReceived(_ frame: WebSocketFrame, _ wire: inout Wire, _ hops: inout CircularBuffer<Hop>) {
+    private func clientReceived(_ frame: WebSocketInboundFrame, _ wire: inout Wire, _ hops: inout CircularBuffer<Hop>) {
         guard var client = wire.client else { return }
         let action = client.received(frame, now: clock.deadline)
         wire.client = client
@@ -256,11 +256,10 @@ final class InMemoryWebSocketSession: WebSocketTransport {
     }
 
     /// A frame as the other end receives it: a client's payload masked with its key.
-    private static func onTheWire(_ frame: WebSocketFrame) -> WebSocketFrame {
-        guard let key = frame.maskKey else { return frame }
+    private static func onTheWire(_ frame: WebSocketFrame) -> WebSocketInboundFrame {
         var frame = frame
-        frame.data.webSocketMask(key)
-        return frame
+        if let key = frame.maskKey { frame.data.webSocketMask(key) }
+        return WebSocketInboundFrame(frame)
     }
 
     /// A close frame from the server, built by the engine's rules (codes never sent become 1000).

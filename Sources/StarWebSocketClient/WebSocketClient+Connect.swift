@@ -57,7 +57,7 @@ extension WebSocketClient {
                         try switchToWebSocket(channel, client.session, configuration.options, deflate: agreement.map(PerMessageDeflate.init))
                         try sync.removeHandler(context: sync.context(handlerType: WebSocketClientHandshakeHandler.self), promise: nil)
                         sync.removeHandler(requestEncoder, promise: nil)
-                        sync.removeHandler(responseDecoder, promise: nil)  // last: the bytes after the 101 go on to the frame decoder
+                        sync.removeHandler(responseDecoder, promise: nil)  // last: the bytes after the 101 go on to the session's handler
                         return client
                     }
                     try sync.addHandler(handshake)
@@ -126,16 +126,14 @@ extension WebSocketClient {
         }
     }
 
-    /// Adds NIO's frame codec and the engine's handler in the client role (the HTTP handlers are
-    /// removed next, the decoder last).
+    /// Adds the engine's handler in the client role (the HTTP handlers are removed next, the
+    /// decoder last).
     private static func switchToWebSocket(_ channel: any Channel, _ session: WebSocketClientSession, _ options: WebSocketOptions,
                                           deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
         let handler = WebSocketChannelHandler(session: session, role: .client, options: options,
                                               ticker: WebSocketTicker(eventLoop: channel.eventLoop), deflate: deflate,
                                               now: channel.eventLoop.now)
-        try sync.addHandler(WebSocketClientFrameEncoder())  // masks eight bytes at a time
-        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
         try sync.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let high = max(options.writeBufferHighWater, 2)

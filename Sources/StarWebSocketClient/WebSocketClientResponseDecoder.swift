@@ -6,7 +6,7 @@ import NIOHTTP1
 ///
 /// Wrapped in `ByteToMessageHandler` as it is, NIO's decoder reads every outbound write as an
 /// HTTP request part; when it is removed after the `101` it passes the bytes that followed on to
-/// the frame decoder, and an answer the session writes to them (a pong, a close) reaches the
+/// the session's handler, and an answer the session writes to them (a pong, a close) reaches the
 /// decoder while it is still in the pipeline, as a WebSocket frame it cannot read.
 struct WebSocketClientResponseDecoder: ByteToMessageDecoder {
     typealias InboundOut = HTTPClientResponsePart

@@ -33,12 +33,8 @@ final class WebSocketClientSession: WebSocketChannelSession {
 
     func send(_ message: WebSocketMessage) async throws {
         try await mailbox.reserveSend()
-        let frame: WebSocketFrame
-        switch message {
-        case .text(let text): frame = WebSocketStateMachine.Role.client.frame(.text, channel.allocator.buffer(string: text))
-        case .binary(let bytes): frame = WebSocketStateMachine.Role.client.frame(.binary, bytes)
-        }
-        channel.writeAndFlush(frame, promise: nil)
+        // Without a handler the socket is gone: the message is dropped, as a write to a closed channel is.
+        handler.withLock({ $0 })?.sendAndFlush(message)
     }
 
     /// Starts the close handshake and waits until the socket is closed (when the server answers,

@@ -1,5 +1,4 @@
 package import NIOCore
-package import NIOWebSocket
 package import Star
 
 /// Reassembles data frames into messages: fragmentation rules, the size limit, and UTF-8
@@ -37,9 +36,9 @@ package struct WebSocketMessageAssembler {
 
     /// Takes one data frame (text, binary or continuation); returns a message when `fin` ends one.
     /// `compressed` is the frame's RSV1, allowed only on a message's first frame with deflate negotiated.
-    /// `data` is the payload as it arrived: masked with `maskKey` when there is one (a client's frame).
+    /// `data` is the payload as it arrived: masked with `maskKey` (its four bytes in network order) when there is one (a client's frame).
     package mutating func append(text isText: Bool?, fin: Bool, compressed rsv1: Bool = false, data: ByteBuffer,
-                                 maskKey: WebSocketMaskingKey? = nil) throws(Failure) -> WebSocketMessage? {
+                                 maskKey: UInt32? = nil) throws(Failure) -> WebSocketMessage? {
         if rsv1 {
             guard deflate != nil, isText != nil else {
                 throw Failure(code: .protocolError, reason: "RSV1 set without permessage-deflate or on a continuation")

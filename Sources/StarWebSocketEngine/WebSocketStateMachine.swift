@@ -89,7 +89,7 @@ package struct WebSocketStateMachine {
 
     /// Judges a received frame. `now` is read only when the frame makes us send a close (whose
     /// timeout starts then).
-    package mutating func received(_ frame: WebSocketFrame, now: @autoclosure () -> NIODeadline) -> FrameAction {
+    package mutating func received(_ frame: WebSocketInboundFrame, now: @autoclosure () -> NIODeadline) -> FrameAction {
         guard state != .closed else { return .none }
         switch role {
         case .server: guard frame.maskKey != nil else { return fail(.protocolError, "client frames must be masked", now: now()) }
@@ -101,7 +101,7 @@ package struct WebSocketStateMachine {
             let isText: Bool? = frame.opcode == .continuation ? nil : frame.opcode == .text
             do {
                 guard let message = try assembler.append(text: isText, fin: frame.fin, compressed: frame.rsv1,
-                                                         data: frame.data, maskKey: frame.maskKey)
+                                                         data: frame.payload, maskKey: frame.maskKey)
                 else { return .none }
                 return state == .open ? .deliver(message) : .none
             } catch {
@@ -134,7 +134,7 @@ package struct WebSocketStateMachine {
         }
     }
 
-    /// The frame decoder refused the bytes.
+    /// The frame parser refused the bytes (``WebSocketFrameParser``).
     package mutating func decodingFailed(_ error: any Error, now: NIODeadline) -> FrameAction {
         guard state != .closed else { return .none }
         if let error = error as? NIOWebSocketError, case .invalidFrameLength = error {
@@ -192,8 +192,17 @@ package struct WebSocketStateMachine {
 }
 
 extension WebSocketStateMachine.Role {
-    /// A frame to send in this role, its payload not yet masked (NIO's frame encoder masks it on
-    /// the way out): a client's carries a fresh random masking key, a server's none.
+    /// The masking key of a frame sent in this role (four bytes in network order): a fresh random
+    /// one for a client's (RFC 6455 §5.3), none for a server's.
+    package func sendingMaskKey() -> UInt32? {
+        switch self {
+        case .server: nil
+        case .client: UInt32.random(in: .min ... .max)
+        }
+    }
+
+    /// A frame to send in this role as NIO's `WebSocketFrame` (the in-memory transport's), its
+    /// payload not yet masked: a client's carries a fresh random masking key, a server's none.
     package func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool = true) -> WebSocketFrame {
         switch self {
         case .server: WebSocketFrame(fin: fin, opcode: opcode, data: data)

@@ -9,7 +9,7 @@ extension WebSocketStateMachine {
         self.init(options: WebSocketOptions(maxMessageSize: maxMessageSize), deflate: deflate, now: .uptimeNanoseconds(0))
     }
 
-    mutating func received(_ frame: WebSocketFrame) -> FrameAction {
+    mutating func received(_ frame: WebSocketInboundFrame) -> FrameAction {
         received(frame, now: .uptimeNanoseconds(0))
     }
 

@@ -20,8 +20,17 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
     }
 }
 
-/// ``EventLoopTaskExecutor`` flushes what a job wrote when the job returns.
+/// ``EventLoopTaskExecutor`` flushes the channels a job wrote to when the job returns.
 @Suite struct FlushCoalescingTests {
+    /// Writes as a WebSocket session sends: unflushed when the running job will flush.
+    private func send(_ size: Int, to channel: any Channel, with executor: EventLoopTaskExecutor) {
+        if executor.flushWhenTheJobReturns(channel) {
+            channel.write(ByteBuffer(repeating: 0, count: size), promise: nil)
+        } else {
+            channel.writeAndFlush(ByteBuffer(repeating: 0, count: size), promise: nil)
+        }
+    }
+
     @Test func writesOfOneJobAreFlushedOnceWhenItReturns() async throws {
         let loop = NIOAsyncTestingEventLoop()
         let channel = NIOAsyncTestingChannel(loop: loop)
@@ -30,9 +39,9 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
         let executor = EventLoopTaskExecutor(loop)
 
         let task = Task(executorPreference: executor) {
-            for size in 1...3 { executor.write(ByteBuffer(repeating: 0, count: size), to: channel) }
+            for size in 1...3 { send(size, to: channel, with: executor) }
             await Task.yield()  // the job ends here: the flush goes out before the next job runs
-            executor.write(ByteBuffer(repeating: 0, count: 4), to: channel)
+            send(4, to: channel, with: executor)
         }
         let deadline = ContinuousClock.now + .seconds(10)
         while recorder.events.withLock({ $0.count }) < 6 && ContinuousClock.now < deadline {
@@ -43,7 +52,8 @@ private final class OutboundRecorder: ChannelOutboundHandler, Sendable {
         #expect(recorder.events.withLock { $0 } == ["write 1", "write 2", "write 3", "flush", "write 4", "flush"])
 
         // Not from one of its jobs: flushed at once.
-        executor.write(ByteBuffer(repeating: 0, count: 5), to: channel)
+        #expect(!executor.flushWhenTheJobReturns(channel))
+        send(5, to: channel, with: executor)
         await loop.run()
         #expect(recorder.events.withLock { $0 }.suffix(2) == ["write 5", "flush"])
         try await channel.close()

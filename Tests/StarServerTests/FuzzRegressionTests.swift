@@ -10,23 +10,20 @@ import Testing
 
 /// Inputs the fuzz targets in Fuzz/ found, fed through the path each target exercises.
 @Suite struct FuzzRegressionTests {
-    /// Wire bytes → NIO's frame decoder (as the server adds it) → the state machine, as
-    /// Fuzz/Sources/FuzzWebSocket does; the actions, in order.
+    /// Wire bytes → the engine's frame parser → the state machine, as WebSocketChannelHandler and
+    /// Fuzz/Sources/FuzzWebSocket do; the actions, in order.
     static func actions(wire: [UInt8], maxMessageSize: Int, deflateOffer: String? = nil) throws -> [WebSocketStateMachine.FrameAction] {
-        final class Frames: ChannelInboundHandler {
-            typealias InboundIn = WebSocketFrame
-            var frames: [WebSocketFrame] = []
-            func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames.append(unwrapInboundIn(data)) }
-        }
         let deflate = try deflateOffer.map { PerMessageDeflate(try #require(PerMessageDeflate.negotiate([$0]))) }
         var machine = WebSocketStateMachine(maxMessageSize: maxMessageSize, deflate: deflate)
-        let channel = EmbeddedChannel()
-        let frames = Frames()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(maxMessageSize, Int(UInt32.max)))))
-        try channel.pipeline.syncOperations.addHandler(frames)
-        try channel.writeInbound(ByteBuffer(bytes: wire))
-        _ = try channel.finish(acceptAlreadyClosed: true)
-        return frames.frames.map { machine.received($0) }
+        var parser = WebSocketFrameParser(maxFrameSize: maxMessageSize)
+        parser.append(ByteBuffer(bytes: wire))
+        var actions: [WebSocketStateMachine.FrameAction] = []
+        do {
+            while let frame = try parser.next() { actions.append(machine.received(frame)) }
+        } catch {
+            actions.append(machine.decodingFailed(error, now: .uptimeNanoseconds(0)))
+        }
+        return actions
     }
 
     /// `Sec-WebSocket-Extensions: permessage-deflate;=` (or `; ;`, or `;"`) trapped on an index out

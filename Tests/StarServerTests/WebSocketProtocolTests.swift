@@ -10,11 +10,43 @@ import StarWebSocketNIO
 import Testing
 
 /// A masked client frame, as a browser would send it.
-func clientFrame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, rsv1: Bool = false, masked: Bool = true) -> WebSocketFrame {
+func clientFrame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, rsv1: Bool = false, masked: Bool = true) -> WebSocketInboundFrame {
     let key: WebSocketMaskingKey? = masked ? WebSocketMaskingKey([0x11, 0x22, 0x33, 0x44]) : nil
     var data = ByteBuffer(bytes: bytes)
     if let key { data.webSocketMask(key) }
-    return WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskKey: key, data: data)
+    return WebSocketInboundFrame(WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskKey: key, data: data))
+}
+
+extension ByteBuffer {
+    /// Writes NIO's `frame` as it goes on the wire, its data masked with its key if it has one
+    /// (RSV2 and RSV3 are not written): the tests' frame encoder.
+    mutating func writeWebSocketFrame(_ frame: WebSocketFrame) {
+        let key = frame.maskKey?.networkRepresentation
+        writeWebSocketFrameHeader(fin: frame.fin, rsv1: frame.rsv1, opcode: frame.opcode, length: frame.data.readableBytes, maskKey: key)
+        if let key { writeMasked(frame.data, key: key) } else { writeImmutableBuffer(frame.data) }
+    }
+}
+
+extension EmbeddedChannel {
+    /// The next frame a `WebSocketChannelHandler` wrote, read back from its bytes (a frame may
+    /// be written as two buffers: its header, then its payload), or `nil` when none is queued.
+    func readOutboundFrame() throws -> WebSocketInboundFrame? {
+        var parser = WebSocketFrameParser(maxFrameSize: 1 << 24)
+        while let bytes = try readOutbound(as: ByteBuffer.self) {
+            parser.append(bytes)
+            if let frame = try parser.next() { return frame }
+        }
+        return nil
+    }
+}
+
+/// A received frame (its payload as it came, masked if it has a key) as it was on the wire.
+func wire(_ frame: WebSocketInboundFrame) -> ByteBuffer {
+    var bytes = ByteBuffer()
+    bytes.writeWebSocketFrameHeader(fin: frame.fin, rsv1: frame.rsv1, opcode: frame.opcode, length: frame.payload.readableBytes,
+                                    maskKey: frame.maskKey)
+    bytes.writeImmutableBuffer(frame.payload)  // masked already, if it has a key
+    return bytes
 }
 
 func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
@@ -67,7 +99,7 @@ func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
 
     @Test func framesBreakingTheRulesAre1002() {
         for frame in [clientFrame(.text, [0x61], masked: false), clientFrame(.text, [0x61], rsv1: true),
-                      WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 3)!, maskKey: WebSocketMaskingKey([1, 2, 3, 4]), data: ByteBuffer())] {
+                      WebSocketInboundFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: 3)!, maskKey: 0x0102_0304, payload: ByteBuffer())] {
             var machine = WebSocketStateMachine(maxMessageSize: 100)
             guard case .fail(.protocolError, _) = machine.received(frame) else {
                 Issue.record("expected 1002 for \(frame)")
@@ -173,8 +205,8 @@ final class ReadCounter: ChannelOutboundHandler {
 
         channel.read()
         #expect(counter.reads == 1)
-        try channel.writeInbound(clientFrame(.text, [0x61]))
-        try channel.writeInbound(clientFrame(.text, [0x62]))
+        try channel.writeInbound(wire(clientFrame(.text, [0x61])))
+        try channel.writeInbound(wire(clientFrame(.text, [0x62])))
         channel.read()
         #expect(counter.reads == 1, "two queued messages fill the queue: no more reads")
 
@@ -191,14 +223,55 @@ final class ReadCounter: ChannelOutboundHandler {
                                               ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
-        try channel.writeInbound(clientFrame(.ping, [1, 2]))
-        let pong = try #require(try channel.readOutbound(as: WebSocketFrame.self))
-        #expect(pong.opcode == .pong && pong.data == ByteBuffer(bytes: [1, 2]))
+        try channel.writeInbound(wire(clientFrame(.ping, [1, 2])))
+        let pong = try #require(try channel.readOutboundFrame())
+        #expect(pong.opcode == .pong && pong.payload == ByteBuffer(bytes: [1, 2]))
 
-        try channel.writeInbound(clientFrame(.connectionClose, closePayload(1000)))
-        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
-        #expect(close.opcode == .connectionClose && close.data == ByteBuffer(bytes: closePayload(1000)))
+        try channel.writeInbound(wire(clientFrame(.connectionClose, closePayload(1000))))
+        let close = try #require(try channel.readOutboundFrame())
+        #expect(close.opcode == .connectionClose && close.payload == ByteBuffer(bytes: closePayload(1000)))
         #expect(!channel.isActive, "the server closes the socket after echoing the close")
+    }
+
+    /// `send(_:)` writes wire bytes: a server's text as one buffer of header and UTF-8, a larger
+    /// binary as header then payload, a client's frames masked with a fresh key; nothing after
+    /// the close frame.
+    @Test func sendWritesFramesAsWireBytes() throws {
+        let channel = EmbeddedChannel()
+        let session = WebSocketSession(channel: channel) { _, _, _ in }
+        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil),
+                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        handler.send(.text("hé"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "written, not flushed: the caller flushes")
+        handler.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: [0x81, 0x03, 0x68, 0xC3, 0xA9]))
+        let bytes = ByteBuffer(repeating: 7, count: 300)
+        handler.send(.binary(bytes))
+        handler.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: [0x82, 0x7E, 0x01, 0x2C]))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == bytes)
+        handler.initiateClose(code: .normalClosure, reason: "")
+        #expect(try channel.readOutboundFrame()?.opcode == .connectionClose)
+        handler.send(.text("late"))
+        handler.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing may follow the close frame")
+
+        let clientChannel = EmbeddedChannel()
+        let client = WebSocketChannelHandler(session: WebSocketSession(channel: clientChannel) { _, _, _ in }, role: .client,
+                                             options: WebSocketOptions(pingInterval: nil),
+                                             ticker: WebSocketTicker(eventLoop: clientChannel.eventLoop), now: clientChannel.eventLoop.now)
+        try clientChannel.pipeline.syncOperations.addHandler(client)
+        try clientChannel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        for message in [WebSocketMessage.text("hé"), .text("hé"), .binary(bytes)] { client.send(message) }
+        client.flush()
+        let frames = try (0..<3).map { _ in try #require(try clientChannel.readOutboundFrame()) }
+        #expect(frames.map(\.opcode) == [.text, .text, .binary] && frames.allSatisfy { $0.maskKey != nil && $0.fin })
+        #expect(frames[0].maskKey != frames[1].maskKey, "a fresh key per frame")
+        #expect(frames.map(\.unmaskedPayload) == [ByteBuffer(string: "hé"), ByteBuffer(string: "hé"), bytes])
+        #expect(frames[0].payload != frames[0].unmaskedPayload || frames[0].maskKey == 0, "the payload goes masked")
+        _ = try? clientChannel.finish()
     }
 }
 
@@ -224,24 +297,24 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(ticker.count == 1)
 
         loop.advanceTime(by: .milliseconds(900))
-        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil, "no ping before the interval")
+        #expect(try channel.readOutboundFrame() == nil, "no ping before the interval")
         loop.advanceTime(by: .milliseconds(200))
-        let ping = try #require(try channel.readOutbound(as: WebSocketFrame.self))
-        #expect(ping.opcode == .ping && ping.data.readableBytes == 8)
-        try channel.writeInbound(clientFrame(.pong, Array(ping.data.readableBytesView)))
+        let ping = try #require(try channel.readOutboundFrame())
+        #expect(ping.opcode == .ping && ping.payload.readableBytes == 8)
+        try channel.writeInbound(wire(clientFrame(.pong, Array(ping.payload.readableBytesView))))
         loop.advanceTime(by: .milliseconds(800))  // 1.9 s: past the first ping's timeout, but it was answered
-        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        #expect(try channel.readOutboundFrame() == nil)
         #expect(channel.isActive)
 
         loop.advanceTime(by: .milliseconds(200))  // 2.1 s: the second ping, never answered
-        let second = try #require(try channel.readOutbound(as: WebSocketFrame.self))
-        #expect(second.opcode == .ping && second.data != ping.data)
+        let second = try #require(try channel.readOutboundFrame())
+        #expect(second.opcode == .ping && second.payload != ping.payload)
         loop.advanceTime(by: .milliseconds(300))
         #expect(channel.isActive, "2.4 s: the second ping's timeout is at 2.5 s")
         loop.advanceTime(by: .milliseconds(200))
-        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        let close = try #require(try channel.readOutboundFrame())
         #expect(close.opcode == .connectionClose)
-        #expect(close.data == ByteBuffer(bytes: closePayload(1011, "keepalive ping timeout")))
+        #expect(close.payload == ByteBuffer(bytes: closePayload(1011, "keepalive ping timeout")))
         #expect(!channel.isActive)
         #expect(ticker.count == 0, "a closed session leaves the ticker")
     }
@@ -252,8 +325,8 @@ final class ReadCounter: ChannelOutboundHandler {
         let (channel, handler) = try session(on: loop, ticker: ticker,
                                              WebSocketOptions(pingInterval: nil, closeTimeout: .seconds(2)))
         handler.initiateClose(code: .normalClosure, reason: "bye")
-        let close = try #require(try channel.readOutbound(as: WebSocketFrame.self))
-        #expect(close.data == ByteBuffer(bytes: closePayload(1000, "bye")))
+        let close = try #require(try channel.readOutboundFrame())
+        #expect(close.payload == ByteBuffer(bytes: closePayload(1000, "bye")))
         loop.advanceTime(by: .milliseconds(1900))
         #expect(channel.isActive, "the peer still has time to answer")
         loop.advanceTime(by: .milliseconds(300))
@@ -275,7 +348,7 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(ticker.count == 33)
         loop.advanceTime(by: .milliseconds(1100))
         for (index, channel) in sessions.enumerated() where index % 3 == 1 {
-            let ping = try #require(try channel.readOutbound(as: WebSocketFrame.self), "session \(index)")
+            let ping = try #require(try channel.readOutboundFrame(), "session \(index)")
             #expect(ping.opcode == .ping)
         }
         for channel in sessions where channel.isActive { channel.close(promise: nil) }
@@ -292,11 +365,12 @@ final class ReadCounter: ChannelOutboundHandler {
         for length in Array(0...33) + [1000, 65537] {
             let key = WebSocketMaskingKey.random(using: &generator)
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: ByteBuffer(bytes: bytes))
+            let nioFrame = WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: ByteBuffer(bytes: bytes))
+            let frame = WebSocketInboundFrame(nioFrame)
             let expected = bytes.enumerated().map { $0.element ^ key[$0.offset % 4] }
             #expect(Array(frame.unmaskedPayload.readableBytesView) == expected, "length \(length)")
-            #expect(frame.unmaskedPayload == frame.unmaskedData, "length \(length)")
-            #expect(frame.data == ByteBuffer(bytes: bytes), "the frame's own data is left masked")
+            #expect(frame.unmaskedPayload == nioFrame.unmaskedData, "length \(length)")
+            #expect(frame.payload == ByteBuffer(bytes: bytes), "the frame's own payload is left masked")
         }
     }
 
@@ -310,10 +384,10 @@ final class ReadCounter: ChannelOutboundHandler {
             let text = String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
             var masked = ByteBuffer(string: text)
             masked.webSocketMask(key)
-            #expect(masked.unmaskedString(key: key) == text, "length \(length)")
+            #expect(masked.unmaskedString(key: key.networkRepresentation) == text, "length \(length)")
             var invalid = ByteBuffer(bytes: Array(text.utf8) + [0xC3])  // a lead byte with nothing after it
             invalid.webSocketMask(key)
-            #expect(invalid.unmaskedString(key: key) == nil, "length \(length)")
+            #expect(invalid.unmaskedString(key: key.networkRepresentation) == nil, "length \(length)")
         }
     }
 
@@ -361,5 +435,93 @@ final class ReadCounter: ChannelOutboundHandler {
             let headers = try nio.buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:]).wait()
             #expect(headers["Sec-WebSocket-Accept"] == [WebSocketHandshakeRules.acceptValue(forKey: key)], "key \(key)")
         }
+    }
+}
+
+@Suite struct WebSocketFrameParserTests {
+    /// What NIO's decoder makes of `bytes` fed in `pieces`: its frames, then its error if any.
+    private func nio(_ pieces: [ByteBuffer], maxFrameSize: Int) -> ([WebSocketInboundFrame], NIOWebSocketError?) {
+        final class Collect: ChannelInboundHandler {
+            typealias InboundIn = WebSocketFrame
+            var frames: [WebSocketFrame] = []
+            var error: NIOWebSocketError?
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames.append(unwrapInboundIn(data)) }
+            func errorCaught(context: ChannelHandlerContext, error: any Error) { self.error = error as? NIOWebSocketError }
+        }
+        let channel = EmbeddedChannel()
+        let collect = Collect()
+        try! channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
+        try! channel.pipeline.syncOperations.addHandler(collect)
+        for piece in pieces { _ = try? channel.writeInbound(piece) }
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        return (collect.frames.map(WebSocketInboundFrame.init), collect.error)
+    }
+
+    /// What our parser makes of the same pieces, one read each.
+    private func ours(_ pieces: [ByteBuffer], maxFrameSize: Int) -> ([WebSocketInboundFrame], NIOWebSocketError?) {
+        var parser = WebSocketFrameParser(maxFrameSize: maxFrameSize)
+        var frames: [WebSocketInboundFrame] = []
+        for piece in pieces {
+            parser.append(piece)
+            do {
+                while let frame = try parser.next() { frames.append(frame) }
+            } catch {
+                return (frames, error)
+            }
+            parser.endOfRead()
+        }
+        return (frames, nil)
+    }
+
+    /// Frames of every length encoding, masked and not, control and data, split at many points
+    /// into two reads (and into one-byte reads): the same frames as NIO's decoder.
+    @Test func framesAgreeWithNIOsDecoderWhereverTheReadsSplit() {
+        let key = WebSocketMaskingKey([1, 2, 3, 4])
+        let frames = [
+            WebSocketFrame(fin: true, opcode: .text, maskKey: key, data: ByteBuffer(string: "hello")),
+            WebSocketFrame(fin: false, rsv1: true, opcode: .binary, maskKey: key, data: ByteBuffer(repeating: 7, count: 200)),
+            WebSocketFrame(fin: true, opcode: .continuation, data: ByteBuffer(repeating: 9, count: 65_540)),
+            WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer(bytes: [1, 2])),
+            WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: key, data: ByteBuffer(bytes: closePayload(1000))),
+            WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer()),
+        ]
+        var all = ByteBuffer()
+        for frame in frames { all.writeWebSocketFrame(frame) }
+        // On the wire a masked payload is masked: NIO's decoder, given it all at once, is the reference.
+        let expected = nio([all], maxFrameSize: 1 << 20).0
+        #expect(expected.map(\.unmaskedPayload) == frames.map(\.data) && expected.map(\.opcode) == frames.map(\.opcode))
+        let splits = Array(0...300) + Array((all.readableBytes - 40)...all.readableBytes) + [65_000, 65_560, 65_600]
+        for split in splits {
+            let pieces = [all.getSlice(at: 0, length: split)!, all.getSlice(at: split, length: all.readableBytes - split)!]
+            let (got, error) = ours(pieces, maxFrameSize: 1 << 20)
+            #expect(error == nil, "split \(split)")
+            #expect(got == expected, "split \(split)")
+        }
+        let small = all.getSlice(at: 0, length: 240)!  // the first frames, a byte a read
+        let bytes = (0..<small.readableBytes).map { small.getSlice(at: $0, length: 1)! }
+        #expect(ours(bytes, maxFrameSize: 1 << 20).0 == nio(bytes, maxFrameSize: 1 << 20).0)
+        #expect(ours([all], maxFrameSize: 1 << 20).0 == nio([all], maxFrameSize: 1 << 20).0)
+    }
+
+    /// A frame is refused as soon as its header is in, with NIO's error, and nothing after it is taken.
+    @Test func badHeadersAreRefusedBeforeTheirPayloadArrives() throws {
+        let cases: [([UInt8], NIOWebSocketError)] = [
+            ([0x82, 0x7E, 0x01, 0x00], .invalidFrameLength),                       // 256 > 255, 16-bit length
+            ([0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0x01, 0x00], .invalidFrameLength),     // 64-bit length
+            ([0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0], .invalidFrameLength),         // over Int.max
+            ([0x09, 0x00], .fragmentedControlFrame),                               // ping without FIN
+            ([0x89, 0x7E, 0x00, 0x7E], .multiByteControlFrameLength),              // a 126-byte ping
+        ]
+        for (header, expected) in cases {
+            let pieces = [ByteBuffer(bytes: [0x81, 0x00] + header)]   // an empty text frame first
+            let (frames, error) = ours(pieces, maxFrameSize: 255)
+            #expect(frames.count == 1 && error == expected, "\(header)")
+            #expect(nio(pieces, maxFrameSize: 255).1 == expected, "NIO agrees on \(header)")
+        }
+        var parser = WebSocketFrameParser(maxFrameSize: 255)
+        parser.append(ByteBuffer(bytes: [0x09, 0x00]))
+        #expect(throws: NIOWebSocketError.fragmentedControlFrame) { try parser.next() }
+        parser.append(ByteBuffer(bytes: [0x81, 0x00]))
+        #expect(try parser.next() == nil, "nothing is taken after a refused frame")
     }
 }

@@ -1,6 +1,8 @@
-// Bytes a client sends after the handshake → NIO's WebSocketFrameDecoder (fed in pieces, with the
-// server's maximum frame size) → the engine's WebSocketStateMachine, as WebSocketChannelHandler drives it:
-// fragmentation, masking, UTF-8, control frames, close codes, permessage-deflate and its limits.
+// Bytes a client sends after the handshake → the engine's WebSocketFrameParser (fed in pieces, with
+// the server's maximum frame size) → the engine's WebSocketStateMachine, as WebSocketChannelHandler
+// drives them: framing, fragmentation, masking, UTF-8, control frames, close codes, permessage-deflate
+// and its limits. NIO's WebSocketFrameDecoder gets the same pieces as an oracle: the same frames and
+// the same error, or the input is reported.
 //
 // Input: two configuration bytes, then the wire bytes.
 //   byte 0  bits 0–1  the message size limit: 125, 1024, 65536 or Int.max
@@ -9,7 +11,7 @@
 //           bits 4–5  … with client_max_window_bits absent, 8, 9 or 15 (we answer with at most 12)
 //           bit 6     the server sends a keepalive ping (id 1) before reading
 //           bit 7     the app closes the session after the first frame
-//   byte 1  bits 0–2  piece size for feeding the decoder (see chunkSize)
+//   byte 1  bits 0–2  piece size for feeding the parser (see chunkSize)
 //
 // Invariants: a delivered message is within the limit and complete; an uncompressed one has
 // exactly the bytes of its frames (text: valid UTF-8, nothing replaced); close frames we would
@@ -22,14 +24,16 @@ import NIOWebSocket
 import Star
 @testable import StarWebSocketEngine
 
-/// What NIO's frame decoder made of the bytes, in order.
+/// What a frame reader reported: a frame, or the error that ended its reading.
+enum FrameEvent<Frame> {
+    case frame(Frame)
+    case error(any Error)
+}
+
+/// What NIO's frame decoder made of the bytes, in order (the oracle for the parser).
 final class FrameCollector: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
-    enum Event {
-        case frame(WebSocketFrame)
-        case error(any Error)
-    }
-    var events: [Event] = []
+    var events: [FrameEvent<WebSocketFrame>] = []
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { events.append(.frame(unwrapInboundIn(data))) }
     func errorCaught(context: ChannelHandlerContext, error: any Error) { events.append(.error(error)) }
@@ -68,7 +72,9 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let now = config & 64 != 0 ? start + .seconds(1) : start
     if config & 64 != 0 { check(machine.tick(now: now) == .sendPing(1), "first ping not sent") }
 
-    // The decoding: the server's frame decoder, as HTTPConnection.switchToWebSocket adds it.
+    // The decoding: the engine's parser, as WebSocketChannelHandler runs it; NIO's decoder beside it
+    // with the same limit (NIO's own cap is UInt32.max, so the parser is given it too).
+    var parser = WebSocketFrameParser(maxFrameSize: min(limit, Int(UInt32.max)))
     let channel = EmbeddedChannel()
     defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
     let collector = FrameCollector()
@@ -82,15 +88,29 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
     var model: MessageModel?
     var framesSeen = 0
+    var parserFailed = false
     for piece in input.rest.pieces(of: chunkSize(feeding)) {
         _ = try? channel.writeInbound(ByteBuffer(bytes: piece))
-        let events = collector.events
+        let oracle = collector.events
         collector.events.removeAll()
-        for event in events {
+        var events: [FrameEvent<WebSocketInboundFrame>] = []
+        if !parserFailed {
+            parser.append(ByteBuffer(bytes: piece))
+            do {
+                while let frame = try parser.next() { events.append(.frame(frame)) }
+            } catch {
+                events.append(.error(error))
+                parserFailed = true
+            }
+            parser.endOfRead()
+            // (After its error NIO's decoder reports every later read as received in its error state.)
+            check(sameEvents(events, oracle), "the parser and NIO's decoder disagree: \(events) / \(oracle)")
+        }
+        for (event, reference) in zip(events, oracle) {
             let before = machine.state
             let action: WebSocketStateMachine.FrameAction
-            switch event {
-            case .error(let error):
+            switch (event, reference) {
+            case (.error(let error), _):
                 action = machine.decodingFailed(error, now: now)
                 if before == .open {
                     guard case .fail(let code, _) = action, code == .protocolError || code == .messageTooBig else {
@@ -98,18 +118,20 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                         return 0
                     }
                 }
-            case .frame(let frame):
+            case (.frame(let ours), .frame(let frame)):
+                // The model and the judge read NIO's frame; the machine gets the parser's (sameEvents checked they agree).
                 framesSeen += 1
-                check(frame.unmaskedPayload == frame.unmaskedData, "our unmasking differs from NIO's")
                 if frame.opcode == .text || frame.opcode == .binary {
                     model = MessageModel(text: frame.opcode == .text, compressed: frame.rsv1, bytes: [])
                 }
                 if [.text, .binary, .continuation].contains(frame.opcode) {
                     model?.bytes += frame.unmaskedData.readableBytesView
                 }
-                action = machine.received(frame, now: now)
+                action = machine.received(ours, now: now)
                 judge(action, frame: frame, before: before, limit: limit, model: model)
                 if frame.fin, [.text, .binary, .continuation].contains(frame.opcode) { model = nil }
+            case (.frame, .error):
+                preconditionFailure("sameEvents checked that the parser and NIO's decoder agree")
             }
             if before == .closed {
                 check(action == .none, "acted on \(event) after the session closed: \(action)")
@@ -179,5 +201,18 @@ func checkClosePayload(code: WebSocketCloseCode, reason: String) {
               "close code \(code) was sent as \(parsed)")
     case .failure(let failure):
         check(false, "our own close payload for \(code) does not parse: \(failure)")
+    }
+}
+
+/// Whether the parser's events are NIO's decoder's: the same frames (and the same bytes once
+/// unmasked), the same error.
+func sameEvents(_ ours: [FrameEvent<WebSocketInboundFrame>], _ nio: [FrameEvent<WebSocketFrame>]) -> Bool {
+    guard ours.count == nio.count else { return false }
+    return zip(ours, nio).allSatisfy { pair in
+        switch pair {
+        case (.frame(let a), .frame(let b)): a == WebSocketInboundFrame(b) && a.unmaskedPayload == b.unmaskedData
+        case (.error(let a), .error(let b)): (a as? NIOWebSocketError) == (b as? NIOWebSocketError)
+        default: false
+        }
     }
 }

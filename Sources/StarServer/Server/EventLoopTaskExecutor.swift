@@ -48,15 +48,12 @@ final class EventLoopTaskExecutor: TaskExecutor {
         batch.value.unflushed.removeAll(keepingCapacity: true)
     }
 
-    /// Writes `message` to `channel`: from one of this executor's jobs (on its loop), flushed when
-    /// the job returns; from anywhere else, flushed at once.
-    func write<Message: Sendable>(_ message: Message, to channel: any Channel) {
-        guard eventLoop.inEventLoop, batch.value.running else {
-            channel.writeAndFlush(message, promise: nil)
-            return
-        }
-        channel.write(message, promise: nil)
+    /// Whether one of this executor's jobs is running on this thread (its loop); if so, `channel`
+    /// is flushed when the job returns, and the caller writes to it without flushing.
+    func flushWhenTheJobReturns(_ channel: any Channel) -> Bool {
+        guard eventLoop.inEventLoop, batch.value.running else { return false }
         // Consecutive sends to one channel register it once; a fan-out flushes each channel once.
         if batch.value.unflushed.last !== channel { batch.value.unflushed.append(channel) }
+        return true
     }
 }

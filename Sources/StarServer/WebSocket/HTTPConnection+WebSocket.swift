@@ -96,16 +96,14 @@ extension HTTPConnection {
         }
     }
 
-    /// Adds NIO's frame codec and our session handler, then removes the HTTP handlers; the HTTP
-    /// decoder goes last so that bytes that came after the handshake reach the frame decoder.
+    /// Adds our session handler (the session's codec: it cuts frames and writes them itself), then
+    /// removes the HTTP handlers; the HTTP decoder goes last so that bytes that came after the
+    /// handshake reach the session handler.
     private static func switchToWebSocket(_ channel: any Channel, session: WebSocketSession, options: WebSocketOptions,
                                           ticker: WebSocketTicker, deflate: PerMessageDeflate?) throws {
         let sync = channel.pipeline.syncOperations
         let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate,
                                               now: channel.eventLoop.now)
-        try sync.addHandler(WebSocketFrameEncoder())
-        // NIO's decoder takes frames up to UInt32.max; a component may ask for more than that.
-        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
         try sync.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let high = max(options.writeBufferHighWater, 2)
@@ -130,8 +128,6 @@ extension HTTPConnection {
         let handler = WebSocketChannelHandler(session: session, options: options, ticker: ticker, deflate: deflate,
                                               now: channel.eventLoop.now, endsStreamAfterCloseFrame: true)
         try sync.addHandler(HTTP2WebSocketStreamHandler())
-        try sync.addHandler(WebSocketFrameEncoder())
-        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)))))
         try sync.addHandler(handler)
         session.attach(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         channel.read()

@@ -26,7 +26,7 @@ final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
     let mailbox: WebSocketMailbox
     private let metrics: ServerMetrics?
     /// The executor of the session's task when it runs on the channel's loop: sends then flush
-    /// when the task suspends (``EventLoopTaskExecutor/write(_:to:)``).
+    /// when the task suspends (``EventLoopTaskExecutor/flushWhenTheJobReturns(_:)``).
     private let executor: EventLoopTaskExecutor?
     private let upgrade: @Sendable (HTTPFields, WebSocketOptions, WebSocketSession) async throws -> Void
     private let link = Mutex(Link())
@@ -64,17 +64,12 @@ final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
             metrics.messagesOut.increment()
             metrics.bytesOut.increment(by: ServerMetrics.size(of: message))
         }
-        let frame: WebSocketFrame
-        switch message {
-        case .text(let text):
-            frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
-        case .binary(let bytes):
-            frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
-        }
-        if let executor {
-            executor.write(frame, to: channel)
+        // Without a handler the socket is gone: the message is dropped, as a write to a closed channel is.
+        guard let handler = link.withLock({ $0.handler }) else { return }
+        if let executor, executor.flushWhenTheJobReturns(channel) {
+            handler.value.send(message)
         } else {
-            channel.writeAndFlush(frame, promise: nil)
+            handler.sendAndFlush(message)
         }
     }
 
