@@ -111,22 +111,27 @@ package final class PerMessageDeflate {
             var restarted = false
             while true {
                 let unread = input.readableBytes, written = output.readableBytes
+                var full = false
                 do {
                     try input.decompressStream(to: &output, with: inflater)
                     if input.readableBytes == 0 { break }
-                    if input.readableBytes == unread, output.readableBytes == written {
-                        // The deflate stream ended (a block with BFINAL set) before the payload did: RFC 7692
-                        // §7.2.3.4 allows that, and what follows starts a new stream. (Looping on would spin
-                        // forever: zlib reads nothing more and the output never fills up to grow.)
-                        guard !restarted else { throw CompressNIOError.corruptData }
-                        restarted = true
-                        try inflater.reset()
-                        continue
-                    }
-                    restarted = false
                 } catch let error as CompressNIOError where error == .bufferOverflow {
-                    // fall through to grow the output
+                    // zlib's Z_BUF_ERROR: the output is full, or (with room left) no progress was possible.
+                    full = output.writableBytes == 0
                 }
+                if input.readableBytes == unread, output.readableBytes == written, !full {
+                    // The deflate stream ended (a block with BFINAL set) before the payload did: RFC 7692
+                    // §7.2.3.4 allows that, and what follows starts a new stream. (Looping on would spin
+                    // forever: zlib reads nothing more and the output never fills up to grow.)
+                    guard !restarted else { throw CompressNIOError.corruptData }
+                    restarted = true
+                    try inflater.reset()
+                    continue
+                }
+                restarted = false
+                // Grow only a full output: growing at every turn doubled it per deflate stream, and a
+                // payload of many tiny streams asked for 2 GiB (the fuzz target found one).
+                guard full else { continue }
                 guard output.readableBytes <= limit, output.capacity <= limit else {
                     throw WebSocketMessageAssembler.Failure(code: .messageTooBig, reason: "message larger than \(limit) bytes once inflated")
                 }

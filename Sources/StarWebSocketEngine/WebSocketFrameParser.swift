@@ -13,16 +13,21 @@ package import NIOWebSocket
 package struct WebSocketFrameParser {
     /// The longest payload a frame may have.
     package let maxFrameSize: Int
+    /// The most any parser takes in one frame, whatever the message limit (2 GiB − 1): a `ByteBuffer`
+    /// holds at most 4 GiB, and a frame that spans reads is kept whole with what the last read
+    /// brought after it. A longer frame is refused like any frame over the limit (1009), where it
+    /// would otherwise stop the process when the buffer could not grow.
+    package static let largestFrameSize = Int(Int32.max)
     /// Bytes not yet cut into frames: the transport's receive buffer, or (when a frame spans reads)
     /// that buffer with the next reads appended, as NIO's `ByteToMessageHandler` keeps them. `nil`
     /// once all is cut: an idle session keeps no buffer here.
     private var pending: ByteBuffer?
     private var failed = false
 
-    /// Creates a parser of frames whose payload is at most `maxFrameSize` bytes.
+    /// Creates a parser of frames whose payload is at most `maxFrameSize` bytes (and at most
+    /// ``largestFrameSize``).
     package init(maxFrameSize: Int) {
-        // The header's length plus up to 14 header bytes must not overflow.
-        self.maxFrameSize = min(maxFrameSize, Int.max - 16)
+        self.maxFrameSize = min(maxFrameSize, Self.largestFrameSize)
     }
 
     /// Adds bytes read from the peer.
@@ -31,6 +36,9 @@ package struct WebSocketFrameParser {
         if pending == nil {
             pending = bytes
         } else {
+            // Only an unfinished frame is kept: the bytes before it go first, so the buffer holds
+            // at most one frame and one read.
+            pending!.discardReadBytes()
             pending!.writeImmutableBuffer(bytes)
         }
     }
@@ -50,15 +58,9 @@ package struct WebSocketFrameParser {
         }
     }
 
-    /// Lets go of the bytes once all are cut, and moves the rest of an unfinished frame to the
-    /// front of its buffer when more was consumed than is left; call it after each read's frames.
+    /// Lets go of the bytes once all are cut; call it after each read's frames.
     package mutating func endOfRead() {
-        guard let buffer = pending else { return }
-        if buffer.readableBytes == 0 {
-            pending = nil
-        } else if buffer.readerIndex > buffer.readableBytes {
-            pending!.discardReadBytes()
-        }
+        if pending?.readableBytes == 0 { pending = nil }
     }
 
     private static func cut(_ buffer: inout ByteBuffer, maxFrameSize: Int) throws(NIOWebSocketError) -> WebSocketInboundFrame? {

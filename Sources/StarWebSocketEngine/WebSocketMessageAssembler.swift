@@ -29,8 +29,10 @@ package struct WebSocketMessageAssembler {
     /// Bytes of `buffer` already known to be valid UTF-8 (uncompressed text only).
     private var validatedUpTo = 0
 
+    /// Creates an assembler of messages of at most `maxMessageSize` bytes, and at most 4 GiB − 1
+    /// (what one `ByteBuffer` holds: a longer message is refused with 1009, not a stopped process).
     package init(maxMessageSize: Int, deflate: PerMessageDeflate? = nil) {
-        self.maxMessageSize = maxMessageSize
+        self.maxMessageSize = min(maxMessageSize, Int(UInt32.max))
         self.deflate = deflate
     }
 

@@ -60,6 +60,18 @@ import Testing
         }
     }
 
+    /// A payload of many tiny deflate streams (each a final stored block of one byte; RFC 7692
+    /// §7.2.3.4 lets a new stream follow one that ended) inflates into an output its own size: the
+    /// output once doubled per stream, and the fuzz target found a payload that asked for 2 GiB.
+    @Test func manyTinyStreamsDoNotGrowTheOutput() throws {
+        let deflate = PerMessageDeflate(PerMessageDeflate.negotiate(["permessage-deflate"])!)
+        let stream: [UInt8] = [0x01, 0x01, 0x00, 0xFE, 0xFF, 0x61]  // BFINAL, stored, LEN 1, NLEN, "a"
+        let streams = ByteBuffer(bytes: Array([[UInt8]](repeating: stream, count: 200).joined()))
+        let inflated = try deflate.inflate(streams, limit: 1 << 24, allocator: ByteBufferAllocator())
+        #expect(inflated == ByteBuffer(repeating: 0x61, count: 200))
+        #expect(inflated.capacity <= 16 * 1024, "capacity \(inflated.capacity): what the first guess gave, not doubled per stream")
+    }
+
     @Test func compressedFramesThroughTheStateMachine() throws {
         let deflate = PerMessageDeflate(PerMessageDeflate.negotiate(["permessage-deflate"])!)
         let text = String(repeating: "abc", count: 300)

@@ -518,6 +518,17 @@ final class ReadCounter: ChannelOutboundHandler {
             #expect(frames.count == 1 && error == expected, "\(header)")
             #expect(nio(pieces, maxFrameSize: 255).1 == expected, "NIO agrees on \(header)")
         }
+        // Without a limit of its own a frame is still refused past largestFrameSize, before its
+        // payload: a ByteBuffer cannot hold 4 GiB, and growing one past it stops the process.
+        let huge: [UInt8] = [0x82, 0x7F] + withUnsafeBytes(of: UInt64(3 << 30).bigEndian, Array.init)
+        #expect(ours([ByteBuffer(bytes: huge)], maxFrameSize: .max).1 == .invalidFrameLength)
+        #expect(WebSocketFrameParser(maxFrameSize: .max).maxFrameSize == WebSocketFrameParser.largestFrameSize)
+        var machine = WebSocketStateMachine(maxMessageSize: .max)
+        guard case .fail(.messageTooBig, _) = machine.decodingFailed(NIOWebSocketError.invalidFrameLength, now: .uptimeNanoseconds(0)) else {
+            Issue.record("an oversized frame was not 1009"); return
+        }
+        #expect(WebSocketMessageAssembler(maxMessageSize: .max).maxMessageSize == Int(UInt32.max), "a message fits one ByteBuffer")
+
         var parser = WebSocketFrameParser(maxFrameSize: 255)
         parser.append(ByteBuffer(bytes: [0x09, 0x00]))
         #expect(throws: NIOWebSocketError.fragmentedControlFrame) { try parser.next() }

@@ -73,14 +73,15 @@ func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if config & 64 != 0 { check(machine.tick(now: now) == .sendPing(1), "first ping not sent") }
 
     // The decoding: the engine's parser, as WebSocketChannelHandler runs it; NIO's decoder beside it
-    // with the same limit (NIO's own cap is UInt32.max, so the parser is given it too).
-    var parser = WebSocketFrameParser(maxFrameSize: min(limit, Int(UInt32.max)))
+    // with the same limit (the parser's own cap, WebSocketFrameParser.largestFrameSize, is given to NIO's too).
+    let frameLimit = min(limit, WebSocketFrameParser.largestFrameSize)
+    var parser = WebSocketFrameParser(maxFrameSize: frameLimit)
     let channel = EmbeddedChannel()
     defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
     let collector = FrameCollector()
     do {
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: min(limit, Int(UInt32.max)))))
+            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: frameLimit)))
         try channel.pipeline.syncOperations.addHandler(collector)
     } catch {
         fatalError("cannot set up the pipeline: \(error)")

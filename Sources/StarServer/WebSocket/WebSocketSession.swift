@@ -11,8 +11,8 @@ import Synchronization
 /// bridge between the connection's task and ``WebSocketChannelHandler`` on the event loop.
 ///
 /// Received messages, waiting receivers and senders live in the engine's ``WebSocketMailbox``
-/// (at most `maxQueue` messages, then the handler stops reading the socket); sends go straight
-/// to the channel once the mailbox has room for them.
+/// (at most `maxQueue` messages, then the handler stops reading the socket); sends go to the
+/// handler's `send(_:)` on the event loop once the mailbox has room for them.
 final class WebSocketSession: WebSocketTransport, WebSocketChannelSession {
     private struct Link {
         var handler: NIOLoopBound<WebSocketChannelHandler>?
