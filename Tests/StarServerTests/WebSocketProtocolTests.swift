@@ -216,13 +216,19 @@ final class ReadCounter: ChannelOutboundHandler {
         _ = try? channel.finish()
     }
 
-    @Test func pingIsAnsweredWhileTheAppOnlySends() throws {
+    /// A connected embedded channel with a session's handler in `role`, without keepalive pings.
+    private func connectedHandler(role: WebSocketStateMachine.Role = .server) throws -> (EmbeddedChannel, WebSocketChannelHandler) {
         let channel = EmbeddedChannel()
         let session = WebSocketSession(channel: channel) { _, _, _ in }
-        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil),
+        let handler = WebSocketChannelHandler(session: session, role: role, options: WebSocketOptions(pingInterval: nil),
                                               ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        return (channel, handler)
+    }
+
+    @Test func pingIsAnsweredWhileTheAppOnlySends() throws {
+        let (channel, _) = try connectedHandler()
         try channel.writeInbound(wire(clientFrame(.ping, [1, 2])))
         let pong = try #require(try channel.readOutboundFrame())
         #expect(pong.opcode == .pong && pong.payload == ByteBuffer(bytes: [1, 2]))
@@ -237,12 +243,7 @@ final class ReadCounter: ChannelOutboundHandler {
     /// binary as header then payload, a client's frames masked with a fresh key; nothing after
     /// the close frame.
     @Test func sendWritesFramesAsWireBytes() throws {
-        let channel = EmbeddedChannel()
-        let session = WebSocketSession(channel: channel) { _, _, _ in }
-        let handler = WebSocketChannelHandler(session: session, options: WebSocketOptions(pingInterval: nil),
-                                              ticker: WebSocketTicker(eventLoop: channel.eventLoop), now: channel.eventLoop.now)
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let (channel, handler) = try connectedHandler()
         handler.send(.text("hé"))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "written, not flushed: the caller flushes")
         handler.flush()
@@ -258,12 +259,7 @@ final class ReadCounter: ChannelOutboundHandler {
         handler.flush()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing may follow the close frame")
 
-        let clientChannel = EmbeddedChannel()
-        let client = WebSocketChannelHandler(session: WebSocketSession(channel: clientChannel) { _, _, _ in }, role: .client,
-                                             options: WebSocketOptions(pingInterval: nil),
-                                             ticker: WebSocketTicker(eventLoop: clientChannel.eventLoop), now: clientChannel.eventLoop.now)
-        try clientChannel.pipeline.syncOperations.addHandler(client)
-        try clientChannel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let (clientChannel, client) = try connectedHandler(role: .client)
         for message in [WebSocketMessage.text("hé"), .text("hé"), .binary(bytes)] { client.send(message) }
         client.flush()
         let frames = try (0..<3).map { _ in try #require(try clientChannel.readOutboundFrame()) }
