@@ -32,8 +32,8 @@ extension WebSocketClient {
 
     private static func open(_ url: WebSocketURL, configuration: WebSocketClientConfiguration) async throws -> WebSocketClient {
         let tls = url.isSecure ? try ClientTLS(configuration.tls) : nil
-        let keyCheck = NIOWebSocketClientUpgrader(upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
-        let request = handshakeRequest(url, configuration, keyCheck: keyCheck)
+        let key = NIOWebSocketClientUpgrader.randomRequestKey()
+        let request = handshakeRequest(url, configuration, key: key)
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let outcome = eventLoop.makePromise(of: WebSocketClient.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -49,7 +49,7 @@ extension WebSocketClient {
                     try sync.addHandler(responseDecoder)
                     let handshake = WebSocketClientHandshakeHandler(request: request, timeout: configuration.handshakeTimeout,
                                                                     outcome: outcome) { head in
-                        let agreement = try checkAnswer(head, configuration, keyCheck: keyCheck)
+                        let agreement = try checkAnswer(head, configuration, key: key)
                         let client = WebSocketClient(channel: channel, configuration: configuration,
                                                      subprotocol: head.headers.first(name: "Sec-WebSocket-Protocol"),
                                                      responseHeaders: WebSocketClientHandshakeHandler.fields(head.headers),
@@ -81,12 +81,13 @@ extension WebSocketClient {
 
     /// The opening handshake's request (RFC 6455 §4.1).
     private static func handshakeRequest(_ url: WebSocketURL, _ configuration: WebSocketClientConfiguration,
-                                         keyCheck: NIOWebSocketClientUpgrader) -> HTTPRequestHead {
+                                         key: String) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: url.hostField)
         headers.add(name: "Upgrade", value: "websocket")
         headers.add(name: "Connection", value: "Upgrade")
-        keyCheck.addCustom(upgradeRequestHeaders: &headers)  // Sec-WebSocket-Key (random) and -Version
+        headers.add(name: "Sec-WebSocket-Key", value: key)
+        headers.add(name: "Sec-WebSocket-Version", value: "13")
         if !configuration.subprotocols.isEmpty {
             headers.add(name: "Sec-WebSocket-Protocol", value: configuration.subprotocols.joined(separator: ", "))
         }
@@ -98,16 +99,18 @@ extension WebSocketClient {
         return HTTPRequestHead(version: .http1_1, method: .GET, uri: url.target, headers: headers)
     }
 
-    /// Checks a `101` (RFC 6455 §4.1, RFC 7692 §5); returns the permessage-deflate agreement, if any.
+    /// Checks a `101` to the request that sent `key` (RFC 6455 §4.1, RFC 7692 §5); returns the
+    /// permessage-deflate agreement, if any. `Sec-WebSocket-Accept` is checked with the server's
+    /// own computation (`WebSocketHandshakeRules.acceptValue`).
     private static func checkAnswer(_ head: HTTPResponseHead, _ configuration: WebSocketClientConfiguration,
-                                    keyCheck: NIOWebSocketClientUpgrader) throws(WebSocketClientError) -> PerMessageDeflate.Agreement? {
+                                    key: String) throws(WebSocketClientError) -> PerMessageDeflate.Agreement? {
         guard head.headers["Upgrade"].contains(where: { $0.lowercased() == "websocket" }) else {
             throw .invalidHandshakeResponse("no 'Upgrade: websocket'")
         }
         guard head.headers[canonicalForm: "Connection"].contains(where: { $0.lowercased() == "upgrade" }) else {
             throw .invalidHandshakeResponse("no 'Connection: Upgrade'")
         }
-        guard keyCheck.shouldAllowUpgrade(upgradeResponse: head) else {
+        guard head.headers["Sec-WebSocket-Accept"] == [WebSocketHandshakeRules.acceptValue(forKey: key)] else {
             throw .invalidHandshakeResponse("a wrong Sec-WebSocket-Accept")
         }
         let chosen = head.headers["Sec-WebSocket-Protocol"]
