@@ -306,7 +306,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         // `Connection: upgrade`, or CONNECT): such a connection cannot carry another request.
         let parserStopped = head.method == .CONNECT
             || (head.headers.contains(name: "upgrade") && head.headers.lists("upgrade", in: "connection"))
-        var forwarded = ForwardedHeaders.apply(to: request, clientAddress: clientAddress, scheme: scheme,
+        var forwarded = ForwardedHeaders.apply(to: consume request, clientAddress: clientAddress, scheme: scheme,
                                                trusted: trustsProxy)
         if upgrade { forwarded.request.scheme = forwarded.request.scheme == "https" ? "wss" : "ws" }
         if !configuration.rootPath.isEmpty, let path = forwarded.request.path, path.hasPrefix(configuration.rootPath) {
