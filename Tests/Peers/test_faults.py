@@ -10,6 +10,7 @@ a fresh echo.
   ping flood                /echo on a fresh server without keepalive: 100k pings, pongs unread
   stubborn handler          /stubborn ignores cancellation; SIGTERM with --timeout-graceful-shutdown 2
   throwing handler          /throw-on-message: 1011 every time, 200 sessions in a row
+  out of descriptors        100 connections at a 64-descriptor limit: no spinning on EMFILE, serves after
 
 Also about faults, in test_websocket_server.py: a client that never reads
 (test_send_suspends_while_the_client_does_not_read, with its RSS bound), absurd frame lengths
@@ -23,6 +24,7 @@ Run: .ci/peer-tests.sh -k faults (or `$(.ci/python-peers.sh) -m pytest -q Tests/
 
 import asyncio
 import os
+import resource
 import select
 import signal
 import socket
@@ -469,4 +471,48 @@ def test_handler_that_throws_on_every_message(ws_test_server):
     assert codes == [1011] * sessions
     assert after - before < 16 * MiB, "RSS grew by %.1f MiB over %d sessions" % ((after - before) / MiB,
                                                                                  sessions - warm_up)
+    assert_serves_fresh_echo(server)
+
+
+# ---------------------------------------------------------------------------
+# 8. Out of file descriptors
+# ---------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_backs_off_then_serves_again(start_server):
+    """The server's descriptor limit is lowered to 64 (prlimit) and 100 connections are opened:
+    it accepts until accept(2) fails with EMFILE and must then back off rather than spin on the
+    listening socket, which stays readable (under a third of a core over 2 s; a spinning loop
+    takes all of it), say so in its log, and stay up. Once the connections close it accepts again: those still in
+    the backlog, then a fresh WebSocket."""
+    server = start_server("ws-test-server")
+    pid = server.proc.pid
+    _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (64, hard))
+    held = []
+    try:
+        for _ in range(100):
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(0.5)  # the server accepts what it can and meets EMFILE
+        before, start = cpu_seconds(pid), time.monotonic()
+        time.sleep(2)
+        share = (cpu_seconds(pid) - before) / (time.monotonic() - start)
+        accepted = sum(1 for link in os.listdir("/proc/%d/fd" % pid)
+                       if os.readlink("/proc/%d/fd/%s" % (pid, link)).startswith("socket:"))
+    finally:
+        for sock in held:
+            sock.close()
+    print("at 64 descriptors with 100 connections: %d sockets open in the server, %.0f %% of a core" % (
+        accepted, share * 100))
+    assert server.alive(), "exited at the descriptor limit; log:\n%s" % server.log_tail()
+    assert 20 < accepted < 64, accepted
+    assert share < 0.33, "%.0f %% of a core while out of descriptors: the accept loop spins" % (share * 100)
+    assert "cannot accept connections" in server.log_tail(), "no warning logged; log:\n%s" % server.log_tail()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, hard))
     assert_serves_fresh_echo(server)

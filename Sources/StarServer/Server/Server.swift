@@ -122,38 +122,44 @@ public struct Server: Service, Sendable {
             for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
         }
         let shared = ConnectionSettings(app: app, configuration: configuration, metrics: metrics, executors: executors)
+        let accepted = AcceptedConnections<HTTPConnection>()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<HTTPConnection> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try Self.configure(channel, tls: tls, settings: shared)
+            .serverChannelInitializer { [logger = app.logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger))
+                }
             }
-        }
-        let listener: NIOAsyncChannel<HTTPConnection, Never>
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let connection = try Self.configure(channel, tls: tls, settings: shared)
+                    guard accepted.append(connection) else { throw ChannelError.ioOnClosedChannel }
+                }
+            }
+        let listeningChannel: any Channel
         if let path = configuration.unixSocket {
-            listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true,
-                                                childChannelInitializer: initializer)
+            listeningChannel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         } else {
-            listener = try await bootstrap.bind(host: configuration.host, port: configuration.port,
-                                                childChannelInitializer: initializer)
+            listeningChannel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         }
-        let address = listener.channel.localAddress
+        listeningChannel.closeFuture.whenComplete { _ in accepted.finish() }
+        let address = listeningChannel.localAddress
         if let address { onListening(address) }
         let scheme = tls == nil ? "http" : "https"
         let place = configuration.unixSocket.map { "unix:\($0)" }
             ?? "\(scheme)://\(configuration.host):\(address?.port ?? configuration.port)"
         app.logger.info("Star serving on \(place) (press Ctrl-C to quit)")
         app.logger.info("settings: \(configuration.summary(threads: eventLoopGroup == nil ? "\(configuration.threads ?? AvailableCPUs.count)" : "the given group"))")
-        let listeningChannel = listener.channel
         let open = OpenConnections()
         let trimmer = MemoryTrimmer.start(on: group.next(), open: open)
         defer { trimmer.cancel() }
-        try await withTaskExecutorPreference(shared.executor(for: listeningChannel.eventLoop)) {
-            try await listener.executeThenClose { connections in
-                try await withThrowingDiscardingTaskGroup { group in
-                    try await withGracefulShutdownHandler {
-                        for try await connection in connections {
+        await withTaskExecutorPreference(shared.executor(for: listeningChannel.eventLoop)) {
+            await withDiscardingTaskGroup { group in
+                await withGracefulShutdownHandler {
+                    var batch: [HTTPConnection] = []
+                    while await accepted.next(into: &batch) {
+                        for connection in batch {
                             let count = open.count.add(1, ordering: .relaxed).newValue
                             if count > open.peakSinceTrim.load(ordering: .relaxed) { open.peakSinceTrim.store(count, ordering: .relaxed) }
                             let overLimit = configuration.concurrencyLimit.map { count > $0 } ?? false
@@ -168,10 +174,13 @@ public struct Server: Service, Sendable {
                                 await connection.run(shared, overLimit: overLimit)
                             }
                         }
-                    } onGracefulShutdown: {
-                        listeningChannel.close(promise: nil)
-                        open.beginShutdown()
+                        batch.removeAll(keepingCapacity: true)
                     }
+                    // Cancelled, or the listening channel closed: stop listening either way.
+                    try? await listeningChannel.close()
+                } onGracefulShutdown: {
+                    listeningChannel.close(promise: nil)
+                    open.beginShutdown()
                 }
             }
         }
