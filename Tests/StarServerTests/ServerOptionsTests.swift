@@ -121,4 +121,23 @@ import Testing
         let disabled = forward(request(fields), from: "127.0.0.1:5000", scheme: "https", configuration)
         #expect(disabled.clientAddress == "127.0.0.1:5000" && disabled.request.scheme == "https")
     }
+
+    /// A peer is trusted by its host, whatever its port: IPv4, IPv6 as NIO describes it ("::1:port"),
+    /// bracketed IPv6, a Unix socket's path, and `*`.
+    @Test func peersAreMatchedByTheirHost() {
+        func trusts(_ peer: String, _ allowed: [String]) -> Bool {
+            var configuration = ServerConfiguration()
+            configuration.forwardedAllowIPs = allowed
+            return ForwardedHeaders.trusts(peer, configuration: configuration)
+        }
+        #expect(trusts("10.0.0.1:443", ["10.0.0.2", "10.0.0.1"]))
+        #expect(!trusts("10.0.0.10:443", ["10.0.0.1"]))
+        #expect(!trusts("10.0.0.1", ["10.0.0"]))
+        #expect(trusts("::1:8080", ["::1"]))
+        #expect(!trusts("::1:8080", ["1"]))
+        #expect(trusts("[2001:db8::1]:8080", ["2001:db8::1"]))
+        #expect(trusts("/run/star.sock", ["/run/star.sock"]))
+        #expect(trusts("192.0.2.1:5000", ["*"]))
+        #expect(!trusts("192.0.2.1:5000", []))
+    }
 }

@@ -52,11 +52,13 @@ enum ForwardedHeaders {
         configuration.proxyHeaders && isTrusted(address, configuration.forwardedAllowIPs)
     }
 
+    /// Whether `address` ("host:port", "[v6]:port", or a socket path) is one of `allowed`, by its host
+    /// or whole. Compares slices: no string is made per connection (this runs for every one).
     private static func isTrusted(_ address: String?, _ allowed: [String]) -> Bool {
         if allowed.contains("*") { return true }
         guard let address else { return false }
-        let host = address.hasPrefix("[") ? String(address.dropFirst().prefix { $0 != "]" })
-            : String(address.split(separator: ":").dropLast().joined(separator: ":"))
-        return allowed.contains(host) || allowed.contains(address)
+        let host = address.hasPrefix("[") ? address.dropFirst().prefix { $0 != "]" }
+            : address.lastIndex(of: ":").map { address[..<$0] } ?? address[...]
+        return allowed.contains { $0 == host || $0 == address }
     }
 }
