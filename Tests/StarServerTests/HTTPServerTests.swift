@@ -93,10 +93,41 @@ let serverTestApp = App(
             let (text, closed) = await socket.read()
             #expect(closed, "Connection: close ends the connection after the last response")
             #expect(text.occurrences(of: "HTTP/1.1 200 OK") == 3)
-            let slow = try #require(text.range(of: "/slow"))
-            let fast = try #require(text.range(of: "/fast"))
-            let last = try #require(text.range(of: #"{"hello":"z"}"#))
-            #expect(slow.lowerBound < fast.lowerBound && fast.lowerBound < last.lowerBound)
+            #expect(text.has("/slow", before: "/fast") && text.has("/fast", before: #"{"hello":"z"}"#), "\(text)")
+        }
+    }
+
+    /// A client that sends its requests and then closes its sending side (`nc -N`, a script that
+    /// shuts down its socket) gets every response, then the connection closes; the server reads on
+    /// while it answers, so it sees that EOF before the responses are written.
+    @Test func aClientThatHalfClosesStillGetsItsResponses() async throws {
+        try await withServer(serverTestApp) { port in
+            let one = try RawSocket(port: port)
+            try one.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            one.finishSending()
+            let (text, closed) = await one.read()
+            #expect(text.hasPrefix("HTTP/1.1 200 OK") && text.contains("/slow"), "\(text)")
+            #expect(text.lowercased().contains("connection: close"))
+            #expect(closed)
+
+            let batch = try RawSocket(port: port)
+            try batch.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+            batch.finishSending()
+            let (both, batchClosed) = await batch.read()
+            #expect(both.occurrences(of: "HTTP/1.1 200 OK") == 2, "\(both)")
+            #expect(both.has("/slow", before: "/fast"), "\(both)")
+            #expect(batchClosed)
+        }
+    }
+
+    /// A malformed request behind a pipelined one: the first is answered, then 400, then the close.
+    @Test func aMalformedPipelinedRequestIsRefusedAfterTheOneBeforeIt() async throws {
+        try await withServer(serverTestApp) { port in
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE / NOT-HTTP\r\n\r\n")
+            let (text, closed) = await socket.read()
+            #expect(text.has("HTTP/1.1 200 OK", before: "HTTP/1.1 400"), "\(text)")
+            #expect(closed)
         }
     }
 

@@ -68,6 +68,12 @@ final class RawSocket: Sendable {
         Glibc.shutdown(fd, Int32(SHUT_RDWR))
     }
 
+    /// Half-closes the connection, as `nc -N` does at the end of its input: the server sees EOF,
+    /// and this socket can still read what the server writes.
+    func finishSending() {
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -139,4 +145,9 @@ final class RawSocket: Sendable {
 extension String {
     /// How many times `needle` occurs.
     func occurrences(of needle: String) -> Int { components(separatedBy: needle).count - 1 }
+    /// Whether `first` occurs, and before the first occurrence of `second` (which occurs too).
+    func has(_ first: String, before second: String) -> Bool {
+        guard let a = range(of: first), let b = range(of: second) else { return false }
+        return a.lowerBound < b.lowerBound
+    }
 }

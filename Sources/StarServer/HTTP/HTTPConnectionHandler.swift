@@ -90,12 +90,51 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var continueVersion: HTTPVersion?
     /// The `:protocol` of the HTTP/2 request whose head comes next (RFC 8441), from ``ExtendedConnectReader``.
     private var extendedConnectProtocol: String?
+    private let readPolicy: ReadPolicy
+    /// What arrived after a complete request while the app answers it (HTTP/1 pipelining), delivered in
+    /// order once the response ends; reads are held while it holds anything. Made on first use.
+    private var waiting: CircularBuffer<Waiting>?
+    private enum Waiting {
+        case part(HTTPServerRequestPart)
+        case parseError(HTTPParserError)
+        case inputClosed
+    }
+    /// The client closed its sending side (``ReadPolicy/readAhead``): the connection closes once the
+    /// responses it is owed are out.
+    private var inputClosed = false
+    /// The response being written streams its body (``writeHead(of:version:keepAlive:)`` until its end).
+    private var streamingResponse = false
+    /// Reads asked for since a request after which llhttp parses nothing (an upgrade, a CONNECT)
+    /// was delivered: bytes the client sends before its answer stay in the decoder, so the read
+    /// after the request's own burst goes on and the next is held until the answer (the decoder
+    /// keeps one burst at most).
+    private var readsAfterUpgradeRequest: Int?
 
-    init(clientAddress: String?, scheme: String, settings: ConnectionSettings,
+    /// How reads go while the app answers a request.
+    ///
+    /// NIO's `HTTPServerPipelineHandler`, which Star used before, held the socket's read from every
+    /// complete request until its response ended: NIOPosix unregisters a socket whose read is held
+    /// and registers it again afterwards, two `epoll_ctl` calls per request and per WebSocket
+    /// handshake (strace) that a client waiting for its answer does not need.
+    enum ReadPolicy {
+        /// Reads go on: what a pipelining client sends meanwhile waits in ``waiting`` (reads are
+        /// held only then), and the client's half-close (the channel allows remote half-closure)
+        /// closes the connection after the responses it is owed. Cleartext HTTP/1.
+        case readAhead
+        /// Reads wait from a complete request until its response ends, as NIO's handler did. TLS:
+        /// NIOSSL reports a client's ragged EOF as an error before the half-close, and this keeps
+        /// such a client's response from being cut off by it.
+        case holdWhileResponding
+        /// A channel that carries one request: an HTTP/2 stream.
+        case singleRequest
+    }
+
+    init(clientAddress: String?, scheme: String, settings: ConnectionSettings, readPolicy: ReadPolicy,
          requests: AsyncStream<ReceivedRequest>.Continuation) {
         self.clientAddress = clientAddress
         self.scheme = scheme
         self.settings = settings
+        self.readPolicy = readPolicy
         self.requests = requests
         self.trustsProxy = ForwardedHeaders.trusts(clientAddress, configuration: settings.configuration)
     }
@@ -112,11 +151,22 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         readTimer = nil
         requests.finish()
         self.context = nil
+        // The handlers that take over read on their own: a read held here goes on.
+        if readPending {
+            readPending = false
+            context.read()
+        }
+        // A client that stopped sending before the switch will not send a WebSocket's close either.
+        if inputClosed { context.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ExtendedConnectReader.Event {
             extendedConnectProtocol = event.protocolName
+        } else if case .readAhead = readPolicy, let event = event as? ChannelEvent, case .inputClosed = event {
+            // Behind parts that wait it waits too; otherwise it counts at once (the response being
+            // prepared says `Connection: close`).
+            if !(waiting?.isEmpty ?? true) { enqueue(.inputClosed) } else { clientStoppedSending(context: context) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -165,7 +215,63 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
+        let part = unwrapInboundIn(data)
+        if waitsBehindResponse { return enqueue(.part(part)) }
+        receive(part, context: context)
+    }
+
+    /// Whether what arrives now must wait: a complete request is being answered (or earlier parts
+    /// already wait), and the connection reads ahead.
+    private var waitsBehindResponse: Bool {
+        if !(waiting?.isEmpty ?? true) { return true }
+        guard responding, case .idle = state else { return false }
+        return true
+    }
+
+    private func enqueue(_ event: Waiting) {
+        if waiting == nil { waiting = CircularBuffer(initialCapacity: 4) }
+        waiting!.append(event)
+    }
+
+    /// Delivers what waited behind a response that ended, until a request is being answered again;
+    /// lets a held read through once nothing waits.
+    private func deliverWaiting(context: ChannelHandlerContext) {
+        while !waitsBehindResponseIgnoringQueue, let next = waiting?.popFirst() {
+            switch next {
+            case .part(let part): receive(part, context: context)
+            case .parseError(let error): fail(error, context: context)
+            case .inputClosed: clientStoppedSending(context: context)
+            }
+        }
+        passHeldRead(context: context)
+    }
+
+    private var waitsBehindResponseIgnoringQueue: Bool {
+        guard responding, case .idle = state else { return false }
+        return true
+    }
+
+    /// The client closed its sending side: a body it was sending is cut short, no request follows,
+    /// and the connection closes after the response being prepared — at once if none is, or if the
+    /// response streams (an event stream or a download to a client that left is cancelled, as
+    /// before half-closure was allowed).
+    private func clientStoppedSending(context: ChannelHandlerContext) {
+        inputClosed = true
+        switch state {
+        case .streaming(let stream):
+            stream.finish(throwing: ChannelError.eof)
+            state = .discarding
+        case .receiving:
+            state = .discarding
+        case .idle, .discarding:
+            break
+        }
+        requests.finish()
+        if !responding || streamingResponse { context.close(promise: nil) }
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (part, state) {
         case (.head(var head), _):
             readDeadline = nil
             continueVersion = nil
@@ -214,7 +320,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Parts already read may end the body after reads were held: the next request needs them.
             resumeReading(context: context)
         case (.body, _), (.end, _):
-            if case .discarding = state, case .end = unwrapInboundIn(data) { state = .idle }
+            if case .discarding = state, case .end = part { state = .idle }
         }
     }
 
@@ -248,29 +354,49 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         resumeReading(context: context)
     }
 
-    /// Lets reads through again, passing on one that was held.
+    /// Lets reads through again after a streamed body's pause, passing on one that was held.
     private func resumeReading(context: ChannelHandlerContext) {
         bodyPaused = false
-        if readPending {
+        passHeldRead(context: context)
+    }
+
+    private func passHeldRead(context: ChannelHandlerContext) {
+        if readPending && !holdsReads {
             readPending = false
             context.read()
         }
     }
 
-    /// Holds reads while a streamed body waits for the app.
+    /// Whether reads wait: a streamed body holds its high-water mark unread, parts wait behind a
+    /// response, bytes may wait in the decoder after an upgrade request, or
+    /// (``ReadPolicy/holdWhileResponding``) a complete request is being answered.
+    private var holdsReads: Bool {
+        if bodyPaused || !(waiting?.isEmpty ?? true) || (readsAfterUpgradeRequest ?? 0) > 1 { return true }
+        guard case .holdWhileResponding = readPolicy else { return false }
+        return waitsBehindResponseIgnoringQueue
+    }
+
     func read(context: ChannelHandlerContext) {
-        if bodyPaused { readPending = true } else { context.read() }
+        if let reads = readsAfterUpgradeRequest { readsAfterUpgradeRequest = reads + 1 }
+        if holdsReads { readPending = true } else { context.read() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .streaming(let stream) = state { stream.finish(throwing: ChannelError.eof) }
         state = .idle
+        waiting = nil
         requests.finish()
         context.fireChannelInactive()
     }
 
-    /// NIO's parser refused the bytes: answer 431 for an oversized head, 400 otherwise, then close.
+    /// NIO's parser refused the bytes: answer 431 for an oversized head, 400 otherwise, then close
+    /// (after the responses owed to requests before them). Any other error closes the connection.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parseError = error as? HTTPParserError, waitsBehindResponse { return enqueue(.parseError(parseError)) }
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
         if case .streaming(let stream) = state {
             stream.finish(throwing: error)
             state = .discarding
@@ -316,6 +442,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         responding = true
+        if parserStopped { readsAfterUpgradeRequest = 0 }
         var delivered = Request(head: forwarded.request, body: body, clientAddress: forwarded.clientAddress,
                                 rootPath: configuration.rootPath)
         delivered.httpVersion = Request.HTTPVersion(major: head.version.major, minor: head.version.minor)
@@ -338,6 +465,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func writeSwitchingProtocols(_ headers: HTTPHeaders) {
         guard let context else { return }
         responding = false
+        readsAfterUpgradeRequest = nil
         let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -374,6 +502,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// ``endResponse(keepAlive:)`` (or ``abortResponse()``) follow. Must run on the event loop.
     func writeHead(of response: Response, version: HTTPVersion, keepAlive: Bool) {
         guard let context else { return }
+        // A client that stopped sending gets no stream: its writer sees the connection close.
+        if inputClosed { return context.close(promise: nil) }
+        streamingResponse = true
         let head = head(of: response, version: version, length: response.body.contentLength, keepAlive: keepAlive)
         context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
     }
@@ -394,6 +525,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// sees it cut short (never a second response after part of one).
     func abortResponse() {
         responding = false
+        streamingResponse = false
         context?.close(promise: nil)
     }
 
@@ -413,7 +545,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 head.headers.remove(name: "content-length")
             }
         }
-        if !keepAlive || closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        if !keepAlive || closeAfterResponse || inputClosed { head.headers.replaceOrAdd(name: "connection", value: "close") }
         return head
     }
 
@@ -421,13 +553,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// closes the connection.
     private func end(keepAlive: Bool, context: ChannelHandlerContext) {
         responding = false
-        let keepAlive = keepAlive && !closeAfterResponse
-        // The timer starts before the write: writing the end lets the pipelining handler pass on a
-        // request that is already waiting, whose head then cancels the timer.
+        streamingResponse = false
+        readsAfterUpgradeRequest = nil
+        let keepAlive = keepAlive && !closeAfterResponse && !inputClosed
+        // The timer starts first: a request that waited behind this response is delivered next,
+        // and its head cancels the timer.
         if keepAlive { startWaiting(for: .head, within: configuration.keepAliveTimeout, context: context) }
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        if !keepAlive {
+        if keepAlive {
+            deliverWaiting(context: context)
+        } else {
             let channel = context.channel
             done.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }

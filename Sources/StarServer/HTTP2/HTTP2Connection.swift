@@ -26,6 +26,8 @@ final class HTTP2Connection: Sendable {
                          clientAddress: String?) throws {
         let channel = connection.channel
         let sync = channel.pipeline.syncOperations
+        // HTTP/1's half-closure (see Server.configure) does not apply: a client's EOF ends HTTP/2.
+        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
         let lifecycle = HTTP2ConnectionLifecycleHandler(idleTimeout: TimeAmount(settings.configuration.keepAliveTimeout))
         // Between the socket and NIO's HTTP/2 handler: one flush per burst, not one per stream.
         try sync.addHandler(HTTP2FlushCoalescer())
@@ -68,7 +70,7 @@ final class HTTP2Connection: Sendable {
                                         clientAddress: String?) throws -> HTTPConnection {
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
         let handler = HTTPConnectionHandler(clientAddress: clientAddress, scheme: scheme, settings: settings,
-                                            requests: continuation)
+                                            readPolicy: .singleRequest, requests: continuation)
         let sync = stream.pipeline.syncOperations
         try sync.addHandler(ExtendedConnectReader())
         try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())

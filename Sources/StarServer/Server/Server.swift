@@ -194,9 +194,9 @@ public struct Server: Service, Sendable {
     /// larger reads, and a WebSocket keeps this first buffer for life (``WebSocketReceiveAllocator``).
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: WebSocketReceiveAllocator.largeThreshold, maximum: 65536)
 
-    /// Sets a connection's options and builds its pipeline: TLS when configured, NIO's HTTP/1 codec
-    /// and pipelining assistance, then our handler (which also answers parse errors: 400, or 431 for
-    /// a large head). With HTTP/2 on, ``HTTPVersionSelector`` goes in front of the HTTP/1 handlers:
+    /// Sets a connection's options and builds its pipeline: TLS when configured, NIO's HTTP/1 codec,
+    /// then our handler (which also keeps pipelined requests in order and answers parse errors: 400,
+    /// or 431 for a large head). With HTTP/2 on, ``HTTPVersionSelector`` goes in front of the HTTP/1 handlers:
     /// on ALPN's `h2`, or the HTTP/2 preface on cleartext, ``HTTP2Connection`` takes over.
     ///
     /// The options are set here, synchronously, rather than as the bootstrap's child-channel options:
@@ -207,11 +207,16 @@ public struct Server: Service, Sendable {
             try options.setOption(.socketOption(.tcp_nodelay), value: 1)
             try options.setOption(.maxMessagesPerRead, value: 16)
             try options.setOption(.recvAllocator, value: Self.receiveAllocator)
+            // A client's half-close is an event, not the end: HTTPConnectionHandler answers what it
+            // owes first (it reads ahead while answering; see its ReadPolicy). Not with TLS, which
+            // keeps NIO's rule of holding reads while answering.
+            if tls == nil { try options.setOption(.allowRemoteHalfClosure, value: true) }
         }
         let (requests, continuation) = AsyncStream<ReceivedRequest>.makeStream()
         let clientAddress = channel.remoteAddress.map(Self.describe)
         let scheme = tls == nil ? "http" : "https"
         let handler = HTTPConnectionHandler(clientAddress: clientAddress, scheme: scheme, settings: settings,
+                                            readPolicy: tls == nil ? .readAhead : .holdWhileResponding,
                                             requests: continuation)
         let connection = HTTPConnection(channel: channel, requests: requests, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
         let sync = channel.pipeline.syncOperations
@@ -232,14 +237,13 @@ public struct Server: Service, Sendable {
         return connection
     }
 
-    /// NIO's HTTP/1 codec and pipelining assistance, at the end of the pipeline or before `handler`.
+    /// NIO's HTTP/1 codec, at the end of the pipeline or before `handler`.
     private static func addHTTP1Codec(to sync: ChannelPipeline.SynchronousOperations,
                                       before handler: HTTPConnectionHandler? = nil) throws {
         let position: ChannelPipeline.SynchronousOperations.Position = handler.map { .before($0) } ?? .last
         try sync.addHandlers([
             HTTPResponseEncoder(configuration: .init()),
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-            HTTPServerPipelineHandler(),
         ], position: position)
     }
 

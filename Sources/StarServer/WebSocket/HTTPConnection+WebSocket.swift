@@ -111,8 +111,9 @@ extension HTTPConnection {
         // One read per wake-up keeps NIO's pool of receive buffers at one, the small one (see WebSocketReceiveAllocator).
         try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
         try channel.syncOptions?.setOption(.recvAllocator, value: WebSocketReceiveAllocator())
+        // HTTP/1's half-closure (see Server.configure) does not apply: a WebSocket peer's EOF is its end.
+        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
         sync.removeHandler(context: try sync.context(handlerType: HTTPConnectionHandler.self), promise: nil)
-        sync.removeHandler(context: try sync.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
         sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self), promise: nil)
         sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
     }
