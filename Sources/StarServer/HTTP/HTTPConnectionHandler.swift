@@ -166,7 +166,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else if case .readAhead = readPolicy, let event = event as? ChannelEvent, case .inputClosed = event {
             // Behind parts that wait it waits too; otherwise it counts at once (the response being
             // prepared says `Connection: close`).
-            if !(waiting?.isEmpty ?? true) { enqueue(.inputClosed) } else { clientStoppedSending(context: context) }
+            if hasWaiting { enqueue(.inputClosed) } else { clientStoppedSending(context: context) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -220,10 +220,15 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         receive(part, context: context)
     }
 
-    /// Whether what arrives now must wait: a complete request is being answered (or earlier parts
-    /// already wait), and the connection reads ahead.
-    private var waitsBehindResponse: Bool {
-        if !(waiting?.isEmpty ?? true) { return true }
+    /// Whether what arrives now must wait: a complete request is being answered, or earlier parts
+    /// already wait.
+    private var waitsBehindResponse: Bool { hasWaiting || answeringCompleteRequest }
+
+    /// Whether parts, a parse error or the client's half-closure wait behind a response.
+    private var hasWaiting: Bool { !(waiting?.isEmpty ?? true) }
+
+    /// Whether a response is being prepared for a request that has been read whole.
+    private var answeringCompleteRequest: Bool {
         guard responding, case .idle = state else { return false }
         return true
     }
@@ -236,7 +241,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Delivers what waited behind a response that ended, until a request is being answered again;
     /// lets a held read through once nothing waits.
     private func deliverWaiting(context: ChannelHandlerContext) {
-        while !waitsBehindResponseIgnoringQueue, let next = waiting?.popFirst() {
+        while !answeringCompleteRequest, let next = waiting?.popFirst() {
             switch next {
             case .part(let part): receive(part, context: context)
             case .parseError(let error): fail(error, context: context)
@@ -244,11 +249,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         passHeldRead(context: context)
-    }
-
-    private var waitsBehindResponseIgnoringQueue: Bool {
-        guard responding, case .idle = state else { return false }
-        return true
     }
 
     /// The client closed its sending side: a body it was sending is cut short, no request follows,
@@ -371,9 +371,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// response, bytes may wait in the decoder after an upgrade request, or
     /// (``ReadPolicy/holdWhileResponding``) a complete request is being answered.
     private var holdsReads: Bool {
-        if bodyPaused || !(waiting?.isEmpty ?? true) || (readsAfterUpgradeRequest ?? 0) > 1 { return true }
+        if bodyPaused || hasWaiting || (readsAfterUpgradeRequest ?? 0) > 1 { return true }
         guard case .holdWhileResponding = readPolicy else { return false }
-        return waitsBehindResponseIgnoringQueue
+        return answeringCompleteRequest
     }
 
     func read(context: ChannelHandlerContext) {
