@@ -85,9 +85,8 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         try requireConnected()
         do {
             return try await handshake.transport.receive()
-        } catch let disconnect as WebSocketDisconnect {
-            closedState.withLock { $0 = true }
-            throw disconnect
+        } catch {
+            throw noted(error)
         }
     }
 
@@ -128,9 +127,8 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
         try requireConnected()
         do {
             try await handshake.transport.send(message)
-        } catch let disconnect as WebSocketDisconnect {
-            closedState.withLock { $0 = true }
-            throw disconnect
+        } catch {
+            throw noted(error)
         }
     }
 
@@ -156,6 +154,15 @@ public final class WebSocket: Sendable, WebSocketComponentType, Component {
     public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async {
         guard handshake.isAccepted, closedState.withLock({ closed in defer { closed = true }; return !closed }) else { return }
         await handshake.transport.close(code: code, reason: reason)
+    }
+
+    /// Notes that the session closed when `error` is a ``WebSocketDisconnect``, and returns `error`.
+    /// Never inlined: a caught disconnect would otherwise take room in `receive()`'s async frame,
+    /// which an idle session keeps.
+    @inline(never)
+    private func noted(_ error: any Error) -> any Error {
+        if error is WebSocketDisconnect { closedState.withLock { $0 = true } }
+        return error
     }
 
     private func requireConnected() throws {

@@ -19,15 +19,16 @@ extension App {
         case .answered(let response):
             return response
         case .http(let context):
-            return await respondHTTP(context)
+            return await respondHTTP(context).response
         case .webSocket(let context, let handshake):
-            return await respondWebSocket(context, handshake)
+            return await respondWebSocket(context, handshake)?.response
         }
     }
 
     /// What a request needs once routed: an answer already, or a handler to run.
     private enum Routed {
-        case answered(Response)
+        /// Boxed: the enum is a local of ``respond(to:webSocket:)``, whose frame an open WebSocket keeps.
+        indirect case answered(Response)
         case http(RequestContext)
         case webSocket(RequestContext, WebSocketHandshake)
     }
@@ -38,7 +39,10 @@ extension App {
     @inline(never)
     private func prepare(_ request: Request, webSocket: (any WebSocketTransport)?) -> Routed {
         let routed = route(request, webSocket: webSocket)
-        if case .answered(let response) = routed { return .answered(finished(response, for: request)) }
+        if case .answered(var response) = routed {
+            finish(&response, for: request)
+            return .answered(response)
+        }
         return routed
     }
 
@@ -102,64 +106,60 @@ extension App {
         return request.rootPath + twin + (query.isEmpty ? "" : "?" + query)
     }
 
+    /// Runs an HTTP route; the outcome's response is the one to send. (The two `respond…` functions
+    /// return a ``RouteOutcome``, a reference, so that ``respond(to:webSocket:)``'s frame, which an open
+    /// WebSocket keeps, holds no ``Response`` of its own.)
     @inline(never)
-    private func respondHTTP(_ context: RequestContext) async -> Response {
-        let response = await runRoute(context).response
-        return context.route.standalone ? response : finished(response, for: context.request)
+    private func respondHTTP(_ context: RequestContext) async -> RouteOutcome {
+        let outcome = await runRoute(context)
+        if !context.route.standalone { finish(&outcome.response, for: context.request) }
+        return outcome
     }
 
     /// Every hook's ``EventHook/finish(_:for:)``, in reverse order.
-    private func finished(_ response: Response, for request: Request) -> Response {
-        var response = response
+    private func finish(_ response: inout Response, for request: Request) {
         for hook in eventHooks.reversed() { hook.finish(&response, for: request) }
-        return response
     }
 
+    /// Runs a WebSocket route; `nil` once an accepted session was closed, else the denial to send.
     @inline(never)
-    private func respondWebSocket(_ context: RequestContext, _ handshake: WebSocketHandshake) async -> Response? {
+    private func respondWebSocket(_ context: RequestContext, _ handshake: WebSocketHandshake) async -> RouteOutcome? {
         let ending = ending(of: handshake, await runRoute(context))
-        guard case .close(let code) = ending else { return ending.response }
+        guard case .close(let code) = ending else { return ending.denial }
         await handshake.transport.close(code: code, reason: "")
         return nil
     }
 
     /// Runs the route's handler, inside its hooks unless it is standalone or there are none.
-    private func runRoute(_ context: RequestContext) async -> Outcome {
+    private func runRoute(_ context: RequestContext) async -> RouteOutcome {
         context.route.standalone || eventHooks.isEmpty ? await runStandalone(context) : await runWithHooks(context)
-    }
-
-    /// What running a route produced: the response, and the error if the handler or a hook threw.
-    private struct Outcome {
-        var response: Response
-        var error: (any Error)?
-        /// The response is a hook's (an early `onRequest` answer or an `onError` replacement).
-        var fromHook = false
     }
 
     /// Runs hooks and handler with API Star's stack order; errors become responses.
     @inline(never)
-    private func runWithHooks(_ context: RequestContext) async -> Outcome {
+    private func runWithHooks(_ context: RequestContext) async -> RouteOutcome {
         var entered = 0
         do {
             for hook in eventHooks {
                 entered += 1
                 if let early = try await hook.onRequest(context) {
-                    return Outcome(response: try await runOnResponse(early, entered: entered, context: context), fromHook: true)
+                    return RouteOutcome(response: try await runOnResponse(early, entered: entered, context: context), fromHook: true)
                 }
             }
-            let response = try await context.route.invoke(context)
-            return Outcome(response: try await runOnResponse(response, entered: entered, context: context))
+            let outcome = try await context.route.invoke(context)
+            outcome.response = try await runOnResponse(outcome.response, entered: entered, context: context)
+            return outcome
         } catch {
             for hook in eventHooks.prefix(entered).reversed() {
                 do {
                     if let replacement = try await hook.onError(error, context: context) {
-                        return Outcome(response: replacement, error: error, fromHook: true)
+                        return RouteOutcome(response: replacement, error: error, fromHook: true)
                     }
                 } catch let hookError {
                     context.logger.error("onError hook failed: \(String(reflecting: hookError))")
                 }
             }
-            return Outcome(response: render(error, context: context), error: error)
+            return RouteOutcome(response: render(error, context: context), error: error)
         }
     }
 
@@ -173,11 +173,11 @@ extension App {
 
     /// Runs the handler alone; its error becomes the response.
     @inline(never)
-    private func runStandalone(_ context: RequestContext) async -> Outcome {
+    private func runStandalone(_ context: RequestContext) async -> RouteOutcome {
         do {
-            return Outcome(response: try await context.route.invoke(context))
+            return try await context.route.invoke(context)
         } catch {
-            return Outcome(response: render(error, context: context), error: error)
+            return RouteOutcome(response: render(error, context: context), error: error)
         }
     }
 
@@ -200,10 +200,10 @@ extension App {
     /// denial, the handler's `HTTPError`, or 403.
     private enum WebSocketEnding {
         case close(WebSocketCloseCode)
-        case answer(Response)
+        case answer(RouteOutcome)
 
-        var response: Response? {
-            if case .answer(let response) = self { return response }
+        var denial: RouteOutcome? {
+            if case .answer(let denial) = self { return denial }
             return nil
         }
     }
@@ -211,16 +211,16 @@ extension App {
     /// Decides the ``WebSocketEnding`` outside the async frame (never inlined: the outcome's
     /// response would otherwise take room in the frame an open session keeps).
     @inline(never)
-    private func ending(of handshake: WebSocketHandshake, _ outcome: Outcome) -> WebSocketEnding {
+    private func ending(of handshake: WebSocketHandshake, _ outcome: RouteOutcome) -> WebSocketEnding {
         switch handshake.current {
         case .accepted, .accepting:
             let failed = outcome.error.map { !($0 is WebSocketDisconnect) } ?? false
             return .close(failed ? .internalServerError : .normalClosure)
         case .denied(let denial):
-            return .answer(denial)
+            return .answer(RouteOutcome(response: denial))
         case .pending:
-            if outcome.fromHook || outcome.error is HTTPError { return .answer(outcome.response) }
-            return .answer(HTTPError(.forbidden, detail: "WebSocket connection denied").response)
+            if outcome.fromHook || outcome.error is HTTPError { return .answer(outcome) }
+            return .answer(RouteOutcome(response: HTTPError(.forbidden, detail: "WebSocket connection denied").response))
         }
     }
 }

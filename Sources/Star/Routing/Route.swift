@@ -32,7 +32,8 @@ public struct Route: RouteEntry {
     /// ``App/Configuration/maxBodySize``. Past it the request is answered `413`.
     public let maxBodySize: Int?
 
-    let invoke: @Sendable (RequestContext) async throws -> Response
+    /// Resolves the handler's components, runs it and renders its result.
+    let invoke: @Sendable (RequestContext) async throws -> RouteOutcome
     /// The handler's result type when no renderer fits it (a startup error), else `nil`.
     let unrenderableResult: Any.Type?
 
@@ -70,7 +71,7 @@ public struct Route: RouteEntry {
         let renderer = render ?? { _ in Response(status: .noContent) }
         self.invoke = { context in
             let result = try await handler(repeat try await context.resolve((each C).self))
-            return try renderer(result)
+            return RouteOutcome(response: try renderer(result))
         }
     }
 
